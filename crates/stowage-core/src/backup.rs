@@ -1,0 +1,446 @@
+//! The image backup pipeline:
+//! reader -> [bounded] -> workers (zero check, SHA-256, known?, zstd, store) -> [bounded] -> collector.
+
+use std::collections::HashSet;
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use stowage_chunker::is_zero;
+use stowage_format::{sha256, BlobEncoder};
+use stowage_types::Digest;
+
+use crate::chunk::zero_digest;
+use crate::{ChunkSink, PipelineError};
+
+/// Chunk bookkeeping shared by all archives of one backup: what the previous snapshot already
+/// references, and which digests this backup has already handled.
+pub struct BackupSession {
+    known: HashSet<Digest>,
+    claimed: Mutex<HashSet<Digest>>,
+}
+
+impl BackupSession {
+    /// `known`: digests referenced by the previous snapshot of the group, which the store is
+    /// trusted to hold. They cost a hash and nothing more.
+    pub fn new(known: HashSet<Digest>) -> Self {
+        BackupSession {
+            known,
+            claimed: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub fn known_count(&self) -> usize {
+        self.known.len()
+    }
+
+    /// True for the first caller with this digest in this backup: that caller stores it.
+    fn claim(&self, digest: &Digest) -> bool {
+        match self.claimed.lock() {
+            Ok(mut set) => set.insert(*digest),
+            Err(poisoned) => poisoned.into_inner().insert(*digest),
+        }
+    }
+}
+
+/// Live counters for a progress display, updated by the pipeline as it goes.
+#[derive(Default)]
+pub struct BackupCounters {
+    /// Bytes of source read so far.
+    pub read: AtomicU64,
+    /// Encoded bytes written to the store so far.
+    pub written: AtomicU64,
+}
+
+/// What one image backup did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageBackupStats {
+    pub size: u64,
+    pub chunks: u64,
+    /// Bytes in chunks that are all zero.
+    pub zero_bytes: u64,
+    /// Bytes in non-zero chunks the store already had (previous snapshot, store, or this backup).
+    pub reused_bytes: u64,
+    /// Plain bytes of the chunks this backup stored.
+    pub new_bytes: u64,
+    pub new_chunks: u64,
+    /// Encoded bytes of the chunks this backup stored.
+    pub written_bytes: u64,
+    pub duration: Duration,
+}
+
+/// The result of an image backup: the digest list of a fixed index.
+#[derive(Debug, Clone)]
+pub struct ImageBackup {
+    pub digests: Vec<Digest>,
+    pub size: u64,
+    pub chunk_size: u64,
+    pub stats: ImageBackupStats,
+}
+
+struct Job {
+    index: usize,
+    buf: Vec<u8>,
+}
+
+enum Outcome {
+    New { encoded: u64 },
+    Reused,
+}
+
+struct Done {
+    index: usize,
+    digest: Digest,
+    len: u64,
+    zero: bool,
+    outcome: Outcome,
+}
+
+/// Backs up one image read sequentially from `source`, cut into `chunk_size` chunks, with
+/// `threads` workers. Memory: about `(2 * threads + 2) * chunk_size` bytes of buffers.
+pub fn backup_image(
+    source: &mut (dyn Read + Send),
+    source_name: &str,
+    sink: &dyn ChunkSink,
+    session: &BackupSession,
+    chunk_size: usize,
+    threads: usize,
+    counters: &BackupCounters,
+) -> Result<ImageBackup, PipelineError> {
+    let started = Instant::now();
+    let threads = threads.max(1);
+    let buffers = 2 * threads + 2;
+    let zero = zero_digest(chunk_size);
+    let cancel = AtomicBool::new(false);
+
+    let (pool_tx, pool_rx) = bounded::<Vec<u8>>(buffers);
+    for _ in 0..buffers {
+        let _ = pool_tx.send(Vec::with_capacity(chunk_size));
+    }
+    let (job_tx, job_rx) = bounded::<Job>(threads);
+    let (done_tx, done_rx) = bounded::<Result<Done, PipelineError>>(buffers);
+
+    std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            read_chunks(
+                source,
+                source_name,
+                chunk_size,
+                pool_rx,
+                job_tx,
+                &cancel,
+                counters,
+            )
+        });
+        for _ in 0..threads {
+            let (job_rx, pool_tx, done_tx) = (job_rx.clone(), pool_tx.clone(), done_tx.clone());
+            let zero = &zero;
+            s.spawn(move || {
+                let mut worker = match Worker::new(sink, session, zero, chunk_size, counters) {
+                    Ok(w) => w,
+                    Err(e) => {
+                        let _ = done_tx.send(Err(e));
+                        return;
+                    }
+                };
+                for job in job_rx {
+                    let result = worker.process(&job);
+                    let _ = pool_tx.send(job.buf);
+                    if done_tx.send(result).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop((job_rx, pool_tx, done_tx));
+
+        let collected = collect(&done_rx);
+        if collected.is_err() {
+            cancel.store(true, Ordering::Relaxed);
+        }
+        drop(done_rx);
+        let read_result = reader
+            .join()
+            .map_err(|_| PipelineError::Thread("reader panicked".into()))?;
+        read_result?;
+        let (digests, mut stats) = collected?;
+        stats.duration = started.elapsed();
+        Ok(ImageBackup {
+            size: stats.size,
+            digests,
+            chunk_size: chunk_size as u64,
+            stats,
+        })
+    })
+}
+
+fn read_chunks(
+    source: &mut (dyn Read + Send),
+    name: &str,
+    chunk_size: usize,
+    pool: Receiver<Vec<u8>>,
+    jobs: Sender<Job>,
+    cancel: &AtomicBool,
+    counters: &BackupCounters,
+) -> Result<(), PipelineError> {
+    for index in 0.. {
+        if cancel.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let Ok(mut buf) = pool.recv() else {
+            return Ok(());
+        };
+        let n = fill(source, &mut buf, chunk_size).map_err(|source| PipelineError::SourceRead {
+            name: name.to_string(),
+            source,
+        })?;
+        if n == 0 {
+            return Ok(());
+        }
+        counters.read.fetch_add(n as u64, Ordering::Relaxed);
+        if jobs.send(Job { index, buf }).is_err() || n < chunk_size {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Reads until `buf` holds `want` bytes or the source ends.
+fn fill(source: &mut (dyn Read + Send), buf: &mut Vec<u8>, want: usize) -> io::Result<usize> {
+    buf.clear();
+    (&mut *source).take(want as u64).read_to_end(buf)
+}
+
+struct Worker<'a> {
+    sink: &'a dyn ChunkSink,
+    session: &'a BackupSession,
+    zero: &'a Digest,
+    chunk_size: usize,
+    counters: &'a BackupCounters,
+    encoder: BlobEncoder,
+    encoded: Vec<u8>,
+}
+
+impl<'a> Worker<'a> {
+    fn new(
+        sink: &'a dyn ChunkSink,
+        session: &'a BackupSession,
+        zero: &'a Digest,
+        chunk_size: usize,
+        counters: &'a BackupCounters,
+    ) -> Result<Self, PipelineError> {
+        let encoder = BlobEncoder::new().map_err(|source| PipelineError::Compress {
+            digest: *zero,
+            source,
+        })?;
+        Ok(Worker {
+            sink,
+            session,
+            zero,
+            chunk_size,
+            counters,
+            encoder,
+            encoded: Vec::with_capacity(chunk_size + 64),
+        })
+    }
+
+    fn process(&mut self, job: &Job) -> Result<Done, PipelineError> {
+        let data = &job.buf[..];
+        let zero = is_zero(data);
+        let digest = if zero && data.len() == self.chunk_size {
+            *self.zero
+        } else {
+            sha256(data)
+        };
+        let outcome = if self.session.known.contains(&digest)
+            || !self.session.claim(&digest)
+            || self.sink.touch_chunk(&digest)?
+        {
+            Outcome::Reused
+        } else {
+            self.encoder
+                .encode_into(data, &mut self.encoded)
+                .map_err(|source| PipelineError::Compress { digest, source })?;
+            self.sink.insert_chunk(&digest, &self.encoded)?;
+            let encoded = self.encoded.len() as u64;
+            self.counters.written.fetch_add(encoded, Ordering::Relaxed);
+            Outcome::New { encoded }
+        };
+        Ok(Done {
+            index: job.index,
+            digest,
+            len: data.len() as u64,
+            zero,
+            outcome,
+        })
+    }
+}
+
+/// Puts the digests in order and adds up the statistics.
+fn collect(
+    done: &Receiver<Result<Done, PipelineError>>,
+) -> Result<(Vec<Digest>, ImageBackupStats), PipelineError> {
+    let mut digests: Vec<Digest> = Vec::new();
+    let mut filled: Vec<bool> = Vec::new();
+    let mut stats = ImageBackupStats::default();
+    for result in done {
+        let d = result?;
+        if digests.len() <= d.index {
+            digests.resize(d.index + 1, Digest::default());
+            filled.resize(d.index + 1, false);
+        }
+        digests[d.index] = d.digest;
+        filled[d.index] = true;
+        stats.size += d.len;
+        stats.chunks += 1;
+        if d.zero {
+            stats.zero_bytes += d.len;
+        }
+        match d.outcome {
+            Outcome::New { encoded } => {
+                stats.new_chunks += 1;
+                stats.written_bytes += encoded;
+                if !d.zero {
+                    stats.new_bytes += d.len;
+                }
+            }
+            Outcome::Reused if !d.zero => stats.reused_bytes += d.len,
+            Outcome::Reused => {}
+        }
+    }
+    if filled.iter().any(|f| !f) {
+        return Err(PipelineError::Thread(
+            "a chunk went missing in the pipeline".into(),
+        ));
+    }
+    Ok((digests, stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreError;
+    use std::collections::HashMap;
+
+    #[derive(Default)]
+    struct MemStore {
+        chunks: Mutex<HashMap<Digest, Vec<u8>>>,
+        inserts: AtomicU64,
+    }
+
+    impl ChunkSink for MemStore {
+        fn touch_chunk(&self, digest: &Digest) -> Result<bool, StoreError> {
+            Ok(self.chunks.lock().unwrap().contains_key(digest))
+        }
+        fn insert_chunk(&self, digest: &Digest, encoded: &[u8]) -> Result<(), StoreError> {
+            self.inserts.fetch_add(1, Ordering::Relaxed);
+            self.chunks
+                .lock()
+                .unwrap()
+                .insert(*digest, encoded.to_vec());
+            Ok(())
+        }
+    }
+
+    fn image(chunks: &[u8], cs: usize, tail: usize) -> Vec<u8> {
+        let mut v = Vec::new();
+        for (i, kind) in chunks.iter().enumerate() {
+            match kind {
+                0 => v.extend(std::iter::repeat_n(0u8, cs)),
+                1 => v.extend((0..cs).map(|j| (j * 7 + i) as u8)),
+                _ => v.extend(std::iter::repeat_n(*kind, cs)),
+            }
+        }
+        v.extend((0..tail).map(|j| j as u8));
+        v
+    }
+
+    fn run(data: &[u8], store: &MemStore, session: &BackupSession, threads: usize) -> ImageBackup {
+        let counters = BackupCounters::default();
+        backup_image(
+            &mut &data[..],
+            "test",
+            store,
+            session,
+            4096,
+            threads,
+            &counters,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn digests_are_in_order_and_duplicates_stored_once() {
+        let data = image(&[1, 0, 5, 0, 5, 1, 9], 4096, 100);
+        let store = MemStore::default();
+        let b = run(&data, &store, &BackupSession::new(HashSet::new()), 3);
+        assert_eq!(b.size, data.len() as u64);
+        assert_eq!(b.digests.len(), 8);
+        for (i, d) in b.digests.iter().enumerate() {
+            let end = ((i + 1) * 4096).min(data.len());
+            assert_eq!(*d, sha256(&data[i * 4096..end]));
+        }
+        // Two zero chunks and two chunks of fives: each stored once.
+        let unique: HashSet<_> = b.digests.iter().collect();
+        assert_eq!(store.inserts.load(Ordering::Relaxed) as usize, unique.len());
+        assert_eq!(b.stats.zero_bytes, 2 * 4096);
+        assert_eq!(b.stats.new_chunks as usize, unique.len());
+        assert_eq!(
+            b.stats.zero_bytes + b.stats.reused_bytes + b.stats.new_bytes,
+            data.len() as u64
+        );
+    }
+
+    #[test]
+    fn known_chunks_cost_nothing_but_a_hash() {
+        let data = image(&[1, 2, 3, 4], 4096, 0);
+        let store = MemStore::default();
+        let first = run(&data, &store, &BackupSession::new(HashSet::new()), 2);
+        let known = first.digests.iter().copied().collect();
+        let second = run(&data, &store, &BackupSession::new(known), 2);
+        assert_eq!(second.digests, first.digests);
+        assert_eq!(second.stats.new_chunks, 0);
+        assert_eq!(second.stats.reused_bytes, data.len() as u64);
+        assert_eq!(store.inserts.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn empty_source_gives_no_chunks() {
+        let store = MemStore::default();
+        let b = run(&[], &store, &BackupSession::new(HashSet::new()), 2);
+        assert!(b.digests.is_empty());
+        assert_eq!(b.size, 0);
+    }
+
+    #[test]
+    fn read_errors_are_reported() {
+        struct Failing(usize);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(io::Error::other("disk on fire"));
+                }
+                let n = buf.len().min(self.0);
+                self.0 -= n;
+                buf[..n].fill(1);
+                Ok(n)
+            }
+        }
+        let store = MemStore::default();
+        let counters = BackupCounters::default();
+        let err = backup_image(
+            &mut Failing(10_000),
+            "failing",
+            &store,
+            &BackupSession::new(HashSet::new()),
+            4096,
+            2,
+            &counters,
+        )
+        .unwrap_err();
+        assert!(matches!(err, PipelineError::SourceRead { .. }), "{err}");
+        assert!(err.to_string().contains("failing"));
+    }
+}

@@ -1,0 +1,24 @@
+//! Layer 3: the backup and restore pipelines, generic over small traits.
+//!
+//! The pipelines run on OS threads joined by bounded channels, so memory stays flat whatever the
+//! size of the data and the slowest stage sets the pace. A local datastore and (later) a remote
+//! session are just different implementations of [`ChunkSink`] and [`ChunkSource`].
+
+mod backup;
+mod chunk;
+mod error;
+mod restore;
+mod traits;
+
+pub use backup::{backup_image, BackupCounters, BackupSession, ImageBackup, ImageBackupStats};
+pub use chunk::{decode_and_verify, zero_digest, ChunkCheckError};
+pub use error::{PipelineError, StoreError};
+pub use restore::{restore_image, RestoreCounters, RestoreStats};
+pub use traits::{ChunkSink, ChunkSource, ImageTarget};
+
+/// Threads to use when the user did not say: every core.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}

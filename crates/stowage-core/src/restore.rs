@@ -1,0 +1,376 @@
+//! The image restore pipeline:
+//! dispatcher (window of N chunks) -> workers (read, decompress, verify) -> in-order writer.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use stowage_format::{BlobDecoder, FixedIndex};
+use stowage_types::Digest;
+
+use crate::chunk::{decode_and_verify, zero_digest};
+use crate::{ChunkSource, ImageTarget, PipelineError};
+
+/// Live counters for a progress display.
+#[derive(Default)]
+pub struct RestoreCounters {
+    /// Image bytes written to the target (holes included).
+    pub done: AtomicU64,
+    /// Encoded bytes read from the store.
+    pub read: AtomicU64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestoreStats {
+    pub size: u64,
+    pub chunks: u64,
+    /// Bytes restored as holes (or explicit zeros) without reading a chunk.
+    pub zero_bytes: u64,
+    /// Encoded bytes read from the store.
+    pub read_bytes: u64,
+    pub duration: Duration,
+}
+
+enum Piece {
+    Zero,
+    Data { buf: Vec<u8>, encoded: u64 },
+}
+
+struct Fetched {
+    index: usize,
+    piece: Piece,
+}
+
+/// Restores a fixed-index image into `target` with `threads` workers and at most `window` chunks
+/// in flight (memory: about `window * chunk_size`).
+pub fn restore_image(
+    index: &FixedIndex,
+    source: &dyn ChunkSource,
+    target: &mut dyn ImageTarget,
+    target_name: &str,
+    threads: usize,
+    window: usize,
+    counters: &RestoreCounters,
+) -> Result<RestoreStats, PipelineError> {
+    let started = Instant::now();
+    let threads = threads.max(1);
+    let window = window.max(threads);
+    let chunk_size = index.chunk_size as usize;
+    let zero_full = zero_digest(chunk_size);
+    let (_, tail_len) = index.chunk_range(index.digests.len().saturating_sub(1));
+    let zero_tail = zero_digest(tail_len);
+    let is_zero_chunk = |i: usize, d: &Digest| {
+        let (_, len) = index.chunk_range(i);
+        (len == chunk_size && *d == zero_full) || (len == tail_len && *d == zero_tail)
+    };
+
+    let (token_tx, token_rx) = bounded::<Vec<u8>>(window);
+    for _ in 0..window {
+        let _ = token_tx.send(Vec::new());
+    }
+    let (job_tx, job_rx) = bounded::<(usize, Vec<u8>)>(window);
+    let (done_tx, done_rx) = bounded::<Result<Fetched, PipelineError>>(window);
+
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for i in 0..index.digests.len() {
+                let Ok(buf) = token_rx.recv() else { return };
+                if job_tx.send((i, buf)).is_err() {
+                    return;
+                }
+            }
+        });
+        for _ in 0..threads {
+            let (job_rx, done_tx) = (job_rx.clone(), done_tx.clone());
+            let is_zero_chunk = &is_zero_chunk;
+            s.spawn(move || fetch_worker(index, source, is_zero_chunk, job_rx, done_tx, counters));
+        }
+        drop((job_rx, done_tx));
+        let result = write_in_order(index, target, target_name, &done_rx, &token_tx, counters);
+        // Unblock the dispatcher and workers whether or not the writer succeeded.
+        drop(done_rx);
+        drop(token_tx);
+        let mut stats = result?;
+        stats.duration = started.elapsed();
+        Ok(stats)
+    })
+}
+
+fn fetch_worker(
+    index: &FixedIndex,
+    source: &dyn ChunkSource,
+    is_zero_chunk: &dyn Fn(usize, &Digest) -> bool,
+    jobs: Receiver<(usize, Vec<u8>)>,
+    done: Sender<Result<Fetched, PipelineError>>,
+    counters: &RestoreCounters,
+) {
+    let mut decoder = match BlobDecoder::new() {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = done.send(Err(PipelineError::Thread(e.to_string())));
+            return;
+        }
+    };
+    let mut encoded = Vec::new();
+    for (i, mut buf) in jobs {
+        let digest = &index.digests[i];
+        let (offset, len) = index.chunk_range(i);
+        let result = if is_zero_chunk(i, digest) {
+            Ok(Fetched {
+                index: i,
+                piece: Piece::Zero,
+            })
+        } else {
+            fetch_one(
+                source,
+                &mut decoder,
+                digest,
+                offset,
+                len,
+                &mut encoded,
+                &mut buf,
+            )
+            .map(|n| {
+                counters.read.fetch_add(n, Ordering::Relaxed);
+                Fetched {
+                    index: i,
+                    piece: Piece::Data { buf, encoded: n },
+                }
+            })
+        };
+        if done.send(result).is_err() {
+            return;
+        }
+    }
+}
+
+fn fetch_one(
+    source: &dyn ChunkSource,
+    decoder: &mut BlobDecoder,
+    digest: &Digest,
+    offset: u64,
+    len: usize,
+    encoded: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> Result<u64, PipelineError> {
+    source.read_chunk(digest, encoded)?;
+    decode_and_verify(decoder, digest, encoded, len, out).map_err(|source| {
+        PipelineError::Corrupt {
+            digest: *digest,
+            offset,
+            source,
+        }
+    })?;
+    Ok(encoded.len() as u64)
+}
+
+fn write_in_order(
+    index: &FixedIndex,
+    target: &mut dyn ImageTarget,
+    target_name: &str,
+    done: &Receiver<Result<Fetched, PipelineError>>,
+    tokens: &Sender<Vec<u8>>,
+    counters: &RestoreCounters,
+) -> Result<RestoreStats, PipelineError> {
+    let write_err = |source| PipelineError::TargetWrite {
+        name: target_name.to_string(),
+        source,
+    };
+    let mut stats = RestoreStats::default();
+    let mut pending: BTreeMap<usize, Piece> = BTreeMap::new();
+    let mut next = 0usize;
+    while next < index.digests.len() {
+        let fetched = done
+            .recv()
+            .map_err(|_| PipelineError::Thread("restore workers stopped early".into()))??;
+        pending.insert(fetched.index, fetched.piece);
+        while let Some(piece) = pending.remove(&next) {
+            let (offset, len) = index.chunk_range(next);
+            let buf = match piece {
+                Piece::Zero => {
+                    target.write_zeroes(offset, len as u64).map_err(write_err)?;
+                    stats.zero_bytes += len as u64;
+                    Vec::new()
+                }
+                Piece::Data { buf, encoded } => {
+                    target.write_at(offset, &buf).map_err(write_err)?;
+                    stats.read_bytes += encoded;
+                    buf
+                }
+            };
+            counters.done.fetch_add(len as u64, Ordering::Relaxed);
+            stats.chunks += 1;
+            next += 1;
+            let _ = tokens.send(buf);
+        }
+    }
+    target.finish(index.size).map_err(write_err)?;
+    stats.size = index.size;
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{backup_image, BackupCounters, BackupSession, ChunkSink, StoreError};
+    use std::collections::{HashMap, HashSet};
+    use std::io;
+    use std::path::PathBuf;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct MemStore(Mutex<HashMap<Digest, Vec<u8>>>);
+
+    impl ChunkSink for MemStore {
+        fn touch_chunk(&self, d: &Digest) -> Result<bool, StoreError> {
+            Ok(self.0.lock().unwrap().contains_key(d))
+        }
+        fn insert_chunk(&self, d: &Digest, e: &[u8]) -> Result<(), StoreError> {
+            self.0.lock().unwrap().insert(*d, e.to_vec());
+            Ok(())
+        }
+    }
+
+    impl ChunkSource for MemStore {
+        fn read_chunk(&self, d: &Digest, out: &mut Vec<u8>) -> Result<(), StoreError> {
+            let map = self.0.lock().unwrap();
+            let chunk = map.get(d).ok_or(StoreError::Missing {
+                digest: *d,
+                path: PathBuf::from("mem"),
+            })?;
+            out.clear();
+            out.extend_from_slice(chunk);
+            Ok(())
+        }
+    }
+
+    #[derive(Default)]
+    struct VecTarget {
+        data: Vec<u8>,
+        holes: u64,
+        last_offset: Option<u64>,
+    }
+
+    impl ImageTarget for VecTarget {
+        fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+            assert!(
+                self.last_offset.is_none_or(|l| l < offset),
+                "writes out of order"
+            );
+            self.last_offset = Some(offset);
+            let end = offset as usize + data.len();
+            if self.data.len() < end {
+                self.data.resize(end, 0);
+            }
+            self.data[offset as usize..end].copy_from_slice(data);
+            Ok(())
+        }
+        fn write_zeroes(&mut self, offset: u64, len: u64) -> io::Result<()> {
+            self.last_offset = Some(offset);
+            self.holes += len;
+            Ok(())
+        }
+        fn finish(&mut self, size: u64) -> io::Result<()> {
+            self.data.resize(size as usize, 0);
+            Ok(())
+        }
+    }
+
+    fn backup(data: &[u8], store: &MemStore) -> FixedIndex {
+        let b = backup_image(
+            &mut &data[..],
+            "t",
+            store,
+            &BackupSession::new(HashSet::new()),
+            4096,
+            2,
+            &BackupCounters::default(),
+        )
+        .unwrap();
+        FixedIndex {
+            uuid: [0; 16],
+            ctime: 0,
+            size: b.size,
+            chunk_size: b.chunk_size,
+            digests: b.digests,
+        }
+    }
+
+    fn sample() -> Vec<u8> {
+        let mut data: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+        data[8192..16384].fill(0);
+        data.extend(std::iter::repeat_n(0u8, 777));
+        data
+    }
+
+    #[test]
+    fn restores_byte_identical_with_holes() {
+        let data = sample();
+        let store = MemStore::default();
+        let index = backup(&data, &store);
+        for (threads, window) in [(1, 1), (3, 4), (4, 64)] {
+            let mut target = VecTarget::default();
+            let stats = restore_image(
+                &index,
+                &store,
+                &mut target,
+                "vec",
+                threads,
+                window,
+                &RestoreCounters::default(),
+            )
+            .unwrap();
+            assert_eq!(target.data, data);
+            assert_eq!(target.holes, 8192);
+            assert_eq!(stats.zero_bytes, 8192);
+        }
+    }
+
+    #[test]
+    fn corrupt_and_missing_chunks_fail() {
+        let data = sample();
+        let store = MemStore::default();
+        let index = backup(&data, &store);
+        let victim = index.digests[5];
+        let good = store.0.lock().unwrap().get(&victim).unwrap().clone();
+        let other = store
+            .0
+            .lock()
+            .unwrap()
+            .get(&index.digests[6])
+            .unwrap()
+            .clone();
+        store.0.lock().unwrap().insert(victim, other);
+        let err = restore_image(
+            &index,
+            &store,
+            &mut VecTarget::default(),
+            "vec",
+            2,
+            4,
+            &RestoreCounters::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, PipelineError::Corrupt { offset: 20480, .. }),
+            "{err}"
+        );
+        store.0.lock().unwrap().insert(victim, good);
+        store.0.lock().unwrap().remove(&index.digests[0]);
+        let err = restore_image(
+            &index,
+            &store,
+            &mut VecTarget::default(),
+            "vec",
+            2,
+            4,
+            &RestoreCounters::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, PipelineError::Store(StoreError::Missing { .. })),
+            "{err}"
+        );
+    }
+}

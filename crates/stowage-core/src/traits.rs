@@ -1,0 +1,33 @@
+use std::io;
+
+use stowage_types::Digest;
+
+use crate::StoreError;
+
+/// Where a backup puts its chunks.
+pub trait ChunkSink: Sync {
+    /// True when the store already holds the chunk; it is then marked as in use (for GC).
+    fn touch_chunk(&self, digest: &Digest) -> Result<bool, StoreError>;
+
+    /// Stores an encoded chunk (a DataBlob) under the digest of its plain data. Inserting a
+    /// digest that already exists is harmless.
+    fn insert_chunk(&self, digest: &Digest, encoded: &[u8]) -> Result<(), StoreError>;
+}
+
+/// Where a restore or verify reads chunks from.
+pub trait ChunkSource: Sync {
+    /// Reads the encoded chunk into `out` (cleared first).
+    fn read_chunk(&self, digest: &Digest, out: &mut Vec<u8>) -> Result<(), StoreError>;
+}
+
+/// Where a restored image goes: a sparse file, a block device, a pipe.
+pub trait ImageTarget {
+    /// Writes `data` at `offset`. Calls arrive in ascending offset order.
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()>;
+
+    /// The range is all zeros: leave a hole where the target can, write zeros where it cannot.
+    fn write_zeroes(&mut self, offset: u64, len: u64) -> io::Result<()>;
+
+    /// All data is written; the image is `size` bytes long. Make it durable.
+    fn finish(&mut self, size: u64) -> io::Result<()>;
+}

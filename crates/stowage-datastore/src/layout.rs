@@ -1,0 +1,139 @@
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use stowage_types::{BackupGroup, SnapshotRef};
+
+use crate::{fsutil, ChunkStore, DatastoreError};
+
+/// An open local datastore.
+pub struct Datastore {
+    base: PathBuf,
+    chunks: ChunkStore,
+}
+
+const CHUNK_DIR: &str = ".chunks";
+const LOCK_FILE: &str = ".lock";
+
+impl Datastore {
+    /// Creates a datastore in `path`, which must not exist or be an empty directory. The 65536
+    /// chunk directories are made under a temporary name and renamed into place, so an
+    /// interrupted create leaves no half datastore behind.
+    pub fn create(path: &Path) -> Result<Self, DatastoreError> {
+        if path.exists() {
+            let mut entries = fs::read_dir(path).map_err(DatastoreError::read(path))?;
+            if entries.next().is_some() {
+                if Self::open(path).is_ok() {
+                    return Err(DatastoreError::NotEmpty { path: path.into() });
+                }
+                let only_leftover = fs::read_dir(path)
+                    .map_err(DatastoreError::read(path))?
+                    .all(|e| e.map(|e| e.file_name() == ".chunks.tmp").unwrap_or(false));
+                if !only_leftover {
+                    return Err(DatastoreError::NotEmpty { path: path.into() });
+                }
+            }
+        }
+        fs::create_dir_all(path).map_err(DatastoreError::write(path))?;
+        let tmp = path.join(".chunks.tmp");
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp).map_err(DatastoreError::write(&tmp))?;
+        }
+        let mut builder = DirBuilder::new();
+        builder.mode(0o750);
+        builder.create(&tmp).map_err(DatastoreError::write(&tmp))?;
+        for prefix in 0..=0xffffu32 {
+            let sub = tmp.join(format!("{prefix:04x}"));
+            builder.create(&sub).map_err(DatastoreError::write(&sub))?;
+        }
+        let lock = path.join(LOCK_FILE);
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .open(&lock)
+            .map_err(DatastoreError::write(&lock))?;
+        let chunks = path.join(CHUNK_DIR);
+        fs::rename(&tmp, &chunks).map_err(DatastoreError::write(&chunks))?;
+        fsutil::fsync_dir(path).map_err(DatastoreError::write(path))?;
+        Self::open(path)
+    }
+
+    /// Opens an existing datastore.
+    pub fn open(path: &Path) -> Result<Self, DatastoreError> {
+        let chunks = path.join(CHUNK_DIR);
+        if !chunks.join("0000").is_dir()
+            || !chunks.join("ffff").is_dir()
+            || !path.join(LOCK_FILE).is_file()
+        {
+            return Err(DatastoreError::NotADatastore { path: path.into() });
+        }
+        Ok(Datastore {
+            base: path.to_path_buf(),
+            chunks: ChunkStore::new(chunks),
+        })
+    }
+
+    /// Opens the datastore at `path`, creating it first when the directory does not exist yet
+    /// or is empty (the embedded default).
+    pub fn open_or_create(path: &Path) -> Result<Self, DatastoreError> {
+        match Self::open(path) {
+            Ok(ds) => Ok(ds),
+            Err(DatastoreError::NotADatastore { .. }) => Self::create(path),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn base(&self) -> &Path {
+        &self.base
+    }
+
+    pub fn chunk_store(&self) -> &ChunkStore {
+        &self.chunks
+    }
+
+    pub(crate) fn lock_file(&self) -> PathBuf {
+        self.base.join(LOCK_FILE)
+    }
+
+    pub fn group_dir(&self, group: &BackupGroup) -> PathBuf {
+        self.base.join(group.ty.as_str()).join(group.id())
+    }
+
+    pub fn snapshot_dir(&self, snapshot: &SnapshotRef) -> PathBuf {
+        self.group_dir(&snapshot.group)
+            .join(snapshot.time.to_rfc3339())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_then_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        Datastore::create(&path).unwrap();
+        assert_eq!(fs::read_dir(path.join(".chunks")).unwrap().count(), 65536);
+        assert!(path.join(".lock").is_file());
+        assert!(Datastore::open(&path).is_ok());
+        assert!(matches!(
+            Datastore::create(&path),
+            Err(DatastoreError::NotEmpty { .. })
+        ));
+        let other = dir.path().join("other");
+        fs::create_dir(&other).unwrap();
+        fs::write(other.join("precious"), b"x").unwrap();
+        assert!(matches!(
+            Datastore::open(&other),
+            Err(DatastoreError::NotADatastore { .. })
+        ));
+        assert!(matches!(
+            Datastore::create(&other),
+            Err(DatastoreError::NotEmpty { .. })
+        ));
+        assert!(other.join("precious").exists());
+    }
+}

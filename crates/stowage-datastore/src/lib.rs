@@ -1,0 +1,26 @@
+//! Layer 4: the local datastore, laid out exactly as Proxmox Backup Server lays out its own.
+//!
+//! ```text
+//! <base>/.lock                      shared by backups, exclusive for garbage collection
+//! <base>/.chunks/0000 ... ffff      65536 directories, created up front
+//! <base>/.chunks/bb9f/bb9f8df6...   one DataBlob per chunk, named by the SHA-256 of its data
+//! <base>/vm/100/owner               the group's owner
+//! <base>/vm/100/2026-11-22T10:00:00Z/{drive-scsi0.img.fidx, qemu-server.conf.blob, index.json.blob}
+//! ```
+//! A snapshot exists once its `index.json.blob` is in place; that file is written last.
+
+mod chunk_store;
+mod error;
+mod fsutil;
+mod layout;
+mod lock;
+mod snapshots;
+mod verify;
+mod writer;
+
+pub use chunk_store::ChunkStore;
+pub use error::DatastoreError;
+pub use layout::Datastore;
+pub use snapshots::SnapshotInfo;
+pub use verify::{BadChunk, SnapshotVerify, VerifyReport};
+pub use writer::SnapshotWriter;

@@ -1,0 +1,235 @@
+//! Reading the snapshot tree: groups, snapshots, manifests, indexes and blobs, and forgetting.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use stowage_format::blob::{decode_blob, MAX_BLOB_SIZE};
+use stowage_format::manifest::MANIFEST_BLOB_NAME;
+use stowage_format::{sha256, FileEntry, FixedIndex, Manifest};
+use stowage_types::{ArchiveName, BackupGroup, BackupTime, BackupType, SnapshotRef};
+
+use crate::lock::GroupLock;
+use crate::{Datastore, DatastoreError};
+
+/// One snapshot directory as found on disk.
+#[derive(Debug, Clone)]
+pub struct SnapshotInfo {
+    pub snapshot: SnapshotRef,
+    /// The manifest is in place: the backup completed.
+    pub finished: bool,
+    pub protected: bool,
+}
+
+/// Names of the entries of a directory that are valid UTF-8 and not hidden; none if it is missing.
+fn visible_names(dir: &Path) -> Result<Vec<String>, DatastoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(DatastoreError::read(dir)(e)),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(DatastoreError::read(dir))?;
+        if let Some(name) = entry.file_name().to_str() {
+            if !name.starts_with('.') && entry.path().is_dir() {
+                names.push(name.to_string());
+            }
+        }
+    }
+    Ok(names)
+}
+
+impl Datastore {
+    /// Every group with at least one snapshot directory, in PBS's order (type, then id).
+    pub fn groups(&self) -> Result<Vec<BackupGroup>, DatastoreError> {
+        let mut groups = Vec::new();
+        for ty in BackupType::ALL {
+            for id in visible_names(&self.base().join(ty.as_str()))? {
+                if let Ok(group) = BackupGroup::new(ty, &id) {
+                    groups.push(group);
+                }
+            }
+        }
+        groups.sort();
+        Ok(groups)
+    }
+
+    /// All snapshot directories of a group, oldest first, finished or not.
+    pub fn snapshots(&self, group: &BackupGroup) -> Result<Vec<SnapshotInfo>, DatastoreError> {
+        let dir = self.group_dir(group);
+        let mut out = Vec::new();
+        for name in visible_names(&dir)? {
+            let Ok(time) = name.parse::<BackupTime>() else {
+                continue;
+            };
+            let path = dir.join(&name);
+            out.push(SnapshotInfo {
+                snapshot: SnapshotRef::new(group.clone(), time),
+                finished: path.join(MANIFEST_BLOB_NAME).is_file(),
+                protected: path.join(".protected").exists(),
+            });
+        }
+        out.sort_by_key(|s| s.snapshot.time);
+        Ok(out)
+    }
+
+    /// Finished snapshots of a group, oldest first.
+    pub fn finished_snapshots(
+        &self,
+        group: &BackupGroup,
+    ) -> Result<Vec<SnapshotRef>, DatastoreError> {
+        Ok(self
+            .snapshots(group)?
+            .into_iter()
+            .filter(|s| s.finished)
+            .map(|s| s.snapshot)
+            .collect())
+    }
+
+    /// Resolves `type/id/time`, or `type/id` for the group's newest finished snapshot.
+    pub fn resolve_snapshot(&self, spec: &str) -> Result<SnapshotRef, DatastoreError> {
+        if let Ok(snapshot) = spec.parse::<SnapshotRef>() {
+            if !self
+                .snapshot_dir(&snapshot)
+                .join(MANIFEST_BLOB_NAME)
+                .is_file()
+            {
+                return Err(DatastoreError::SnapshotNotFound(snapshot.to_string()));
+            }
+            return Ok(snapshot);
+        }
+        let group: BackupGroup = spec
+            .parse()
+            .map_err(|_| DatastoreError::SnapshotNotFound(spec.to_string()))?;
+        self.finished_snapshots(&group)?
+            .pop()
+            .ok_or_else(|| DatastoreError::GroupNotFound(group.to_string()))
+    }
+
+    pub fn load_manifest(&self, snapshot: &SnapshotRef) -> Result<Manifest, DatastoreError> {
+        let path = self.snapshot_dir(snapshot).join(MANIFEST_BLOB_NAME);
+        let raw = match fs::read(&path) {
+            Ok(raw) => raw,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(DatastoreError::SnapshotNotFound(snapshot.to_string()))
+            }
+            Err(e) => return Err(DatastoreError::read(&path)(e)),
+        };
+        let what = || format!("manifest {}", path.display());
+        let json = decode_blob(&raw, MAX_BLOB_SIZE).map_err(|source| DatastoreError::Blob {
+            what: what(),
+            source,
+        })?;
+        let manifest = Manifest::from_json(&json).map_err(|source| DatastoreError::Manifest {
+            what: what(),
+            source,
+        })?;
+        let named = manifest
+            .snapshot()
+            .map_err(|source| DatastoreError::Manifest {
+                what: what(),
+                source,
+            })?;
+        if named != *snapshot {
+            return Err(DatastoreError::Mismatch {
+                what: what(),
+                detail: format!("it describes {named}, not {snapshot}"),
+            });
+        }
+        Ok(manifest)
+    }
+
+    fn manifest_entry<'m>(
+        snapshot: &SnapshotRef,
+        manifest: &'m Manifest,
+        archive: &ArchiveName,
+    ) -> Result<&'m FileEntry, DatastoreError> {
+        manifest
+            .file(&archive.stored_name())
+            .ok_or_else(|| DatastoreError::ArchiveNotFound {
+                snapshot: snapshot.to_string(),
+                archive: archive.user_name().to_string(),
+            })
+    }
+
+    /// Reads a fixed index and checks its checksum and size against the manifest.
+    pub fn read_fixed_index(
+        &self,
+        snapshot: &SnapshotRef,
+        manifest: &Manifest,
+        archive: &ArchiveName,
+    ) -> Result<FixedIndex, DatastoreError> {
+        let entry = Self::manifest_entry(snapshot, manifest, archive)?;
+        let path = self.snapshot_dir(snapshot).join(&entry.filename);
+        let raw = fs::read(&path).map_err(DatastoreError::read(&path))?;
+        let what = || format!("index {}", path.display());
+        let index = FixedIndex::decode(&raw).map_err(|source| DatastoreError::Index {
+            what: what(),
+            source,
+        })?;
+        let csum = index.csum();
+        if csum != entry.csum || index.size != entry.size {
+            return Err(DatastoreError::Mismatch {
+                what: what(),
+                detail: format!(
+                    "checksum {csum} and size {} against {} and {}",
+                    index.size, entry.csum, entry.size
+                ),
+            });
+        }
+        Ok(index)
+    }
+
+    /// Reads a `.blob` file, checks size and checksum against the manifest, and decodes it.
+    pub fn read_blob_file(
+        &self,
+        snapshot: &SnapshotRef,
+        manifest: &Manifest,
+        archive: &ArchiveName,
+    ) -> Result<Vec<u8>, DatastoreError> {
+        let entry = Self::manifest_entry(snapshot, manifest, archive)?;
+        let path = self.snapshot_dir(snapshot).join(&entry.filename);
+        let raw = fs::read(&path).map_err(DatastoreError::read(&path))?;
+        let what = || format!("blob {}", path.display());
+        let csum = sha256(&raw);
+        if csum != entry.csum || raw.len() as u64 != entry.size {
+            return Err(DatastoreError::Mismatch {
+                what: what(),
+                detail: format!(
+                    "checksum {csum} and size {} against {} and {}",
+                    raw.len(),
+                    entry.csum,
+                    entry.size
+                ),
+            });
+        }
+        decode_blob(&raw, MAX_BLOB_SIZE).map_err(|source| DatastoreError::Blob {
+            what: what(),
+            source,
+        })
+    }
+
+    /// Removes a snapshot. Refused for protected snapshots and while a backup of the group runs.
+    pub fn forget(&self, snapshot: &SnapshotRef) -> Result<(), DatastoreError> {
+        let dir = self.snapshot_dir(snapshot);
+        if !dir.is_dir() {
+            return Err(DatastoreError::SnapshotNotFound(snapshot.to_string()));
+        }
+        let _lock = GroupLock::acquire(
+            &self.group_dir(&snapshot.group),
+            &snapshot.group.to_string(),
+        )?;
+        if dir.join(".protected").exists() {
+            return Err(DatastoreError::Protected(snapshot.to_string()));
+        }
+        // Remove the manifest first: from then on the snapshot is unfinished, never half-listed.
+        let manifest = dir.join(MANIFEST_BLOB_NAME);
+        match fs::remove_file(&manifest) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(DatastoreError::write(&manifest)(e)),
+        }
+        fs::remove_dir_all(&dir).map_err(DatastoreError::write(&dir))
+    }
+}

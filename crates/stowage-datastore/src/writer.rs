@@ -1,0 +1,238 @@
+//! Writing one snapshot: indexes and blobs first, the manifest last, atomically.
+
+use std::collections::HashSet;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use stowage_format::blob::encode_uncompressed;
+use stowage_format::manifest::MANIFEST_BLOB_NAME;
+use stowage_format::{sha256, BlobEncoder, CryptMode, FileEntry, FixedIndex, Manifest};
+use stowage_types::{ArchiveKind, ArchiveName, BackupGroup, BackupTime, Digest, SnapshotRef};
+
+use crate::lock::{GroupLock, StoreSharedLock};
+use crate::{fsutil, Datastore, DatastoreError};
+
+/// A snapshot being written. Until [`finish`](SnapshotWriter::finish) it is invisible; if the
+/// writer is dropped unfinished (an error, a panic), its directory is removed again.
+pub struct SnapshotWriter<'a> {
+    store: &'a Datastore,
+    snapshot: SnapshotRef,
+    dir: PathBuf,
+    manifest: Manifest,
+    base: Option<SnapshotRef>,
+    finished: bool,
+    _group_lock: GroupLock,
+    _store_lock: StoreSharedLock,
+}
+
+impl Datastore {
+    /// Starts a backup of `group`. Takes the store's shared lock and the group's exclusive lock,
+    /// so a second backup of the same group is refused while different groups run concurrently.
+    /// Without `time`, the snapshot is named by the current time (waiting up to a second if the
+    /// group's newest snapshot has the same second).
+    pub fn begin_backup(
+        &self,
+        group: &BackupGroup,
+        time: Option<BackupTime>,
+        owner: &str,
+    ) -> Result<SnapshotWriter<'_>, DatastoreError> {
+        let store_lock = StoreSharedLock::acquire(&self.lock_file())?;
+        let group_dir = self.group_dir(group);
+        let type_dir = group_dir.parent().unwrap_or(self.base()).to_path_buf();
+        fs::create_dir_all(&type_dir).map_err(DatastoreError::write(&type_dir))?;
+        match fs::create_dir(&group_dir) {
+            Ok(()) => write_owner(&group_dir, owner)?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(DatastoreError::write(&group_dir)(e)),
+        }
+        let group_lock = GroupLock::acquire(&group_dir, &group.to_string())?;
+
+        let existing = self.snapshots(group)?;
+        let newest = existing.iter().map(|s| s.snapshot.time).max();
+        let time = match time {
+            Some(t) => {
+                if newest.is_some_and(|n| n >= t) {
+                    return Err(DatastoreError::SnapshotExists(format!(
+                        "{group}/{t} (or a newer one; a new snapshot must be the newest of its group)"
+                    )));
+                }
+                t
+            }
+            None => next_time(newest),
+        };
+        let snapshot = SnapshotRef::new(group.clone(), time);
+        let dir = self.snapshot_dir(&snapshot);
+        fs::create_dir(&dir).map_err(DatastoreError::write(&dir))?;
+        let base = self.incremental_base(&existing);
+        Ok(SnapshotWriter {
+            store: self,
+            manifest: Manifest::new(&snapshot),
+            snapshot,
+            dir,
+            base,
+            finished: false,
+            _group_lock: group_lock,
+            _store_lock: store_lock,
+        })
+    }
+
+    /// The newest finished snapshot whose verification did not fail.
+    fn incremental_base(&self, existing: &[crate::SnapshotInfo]) -> Option<SnapshotRef> {
+        existing.iter().rev().filter(|s| s.finished).find_map(|s| {
+            let manifest = self.load_manifest(&s.snapshot).ok()?;
+            let failed = manifest
+                .unprotected
+                .get("verify_state")
+                .and_then(|v| v.get("state"))
+                .and_then(|v| v.as_str())
+                == Some("failed");
+            (!failed).then(|| s.snapshot.clone())
+        })
+    }
+}
+
+fn write_owner(group_dir: &std::path::Path, owner: &str) -> Result<(), DatastoreError> {
+    let path = group_dir.join("owner");
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(format!("{owner}\n").as_bytes()))
+        .map_err(DatastoreError::write(&path))
+}
+
+/// Now, or one second past the newest snapshot if that is not in the past yet.
+fn next_time(newest: Option<BackupTime>) -> BackupTime {
+    loop {
+        let now = BackupTime::now();
+        match newest {
+            Some(n) if n >= now => {
+                let wait = (n.epoch() - now.epoch()).clamp(0, 1) as u64;
+                std::thread::sleep(std::time::Duration::from_millis(200 + wait * 800));
+            }
+            _ => return now,
+        }
+    }
+}
+
+impl SnapshotWriter<'_> {
+    pub fn snapshot(&self) -> &SnapshotRef {
+        &self.snapshot
+    }
+
+    /// The snapshot this backup is incremental against, if any.
+    pub fn base(&self) -> Option<&SnapshotRef> {
+        self.base.as_ref()
+    }
+
+    /// Digests that the base snapshot's image archives reference: the store holds them already.
+    pub fn known_chunks(&self) -> HashSet<Digest> {
+        let mut known = HashSet::new();
+        let Some(base) = &self.base else {
+            return known;
+        };
+        let Ok(manifest) = self.store.load_manifest(base) else {
+            return known;
+        };
+        for file in &manifest.files {
+            let Ok(name) = ArchiveName::parse(&file.filename) else {
+                continue;
+            };
+            if name.kind() == ArchiveKind::Image {
+                if let Ok(index) = self.store.read_fixed_index(base, &manifest, &name) {
+                    known.extend(index.digests);
+                }
+            }
+        }
+        known
+    }
+
+    fn check_new_name(&self, name: &ArchiveName) -> Result<String, DatastoreError> {
+        let stored = name.stored_name();
+        if self.manifest.file(&stored).is_some() {
+            return Err(DatastoreError::SnapshotExists(format!(
+                "{} already holds an archive named {}",
+                self.snapshot, name
+            )));
+        }
+        Ok(stored)
+    }
+
+    /// Writes a fixed index (`<name>.tmp_fidx`, then renamed) and records it in the manifest.
+    pub fn add_fixed_index(
+        &mut self,
+        name: &ArchiveName,
+        index: &FixedIndex,
+    ) -> Result<(), DatastoreError> {
+        let stored = self.check_new_name(name)?;
+        let bytes = index.encode().map_err(|source| DatastoreError::Index {
+            what: format!("index {stored}"),
+            source,
+        })?;
+        let path = self.dir.join(&stored);
+        let tmp = self.dir.join(stored.replace(".fidx", ".tmp_fidx"));
+        let write = || -> io::Result<()> {
+            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)
+        };
+        write().map_err(DatastoreError::write(&path))?;
+        self.manifest.files.push(FileEntry {
+            crypt_mode: CryptMode::None,
+            csum: index.csum(),
+            filename: stored,
+            size: index.size,
+        });
+        Ok(())
+    }
+
+    /// Stores a small file (a VM config, a log) as a compressed `.blob`.
+    pub fn add_blob(&mut self, name: &ArchiveName, data: &[u8]) -> Result<(), DatastoreError> {
+        let stored = self.check_new_name(name)?;
+        let path = self.dir.join(&stored);
+        let encoded = BlobEncoder::new()
+            .and_then(|mut e| e.encode(data))
+            .map_err(|source| DatastoreError::Blob {
+                what: format!("blob {stored}"),
+                source,
+            })?;
+        fsutil::atomic_write(&path, &encoded).map_err(DatastoreError::write(&path))?;
+        self.manifest.files.push(FileEntry {
+            crypt_mode: CryptMode::None,
+            csum: sha256(&encoded),
+            filename: stored,
+            size: encoded.len() as u64,
+        });
+        Ok(())
+    }
+
+    /// Makes every chunk durable, then writes the manifest atomically: from this moment the
+    /// snapshot exists.
+    pub fn finish(
+        mut self,
+        unprotected: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<SnapshotRef, DatastoreError> {
+        let base = self.store.base();
+        fsutil::sync_filesystem(base).map_err(DatastoreError::write(base))?;
+        self.manifest.unprotected = unprotected;
+        let encoded = BlobEncoder::new()
+            .and_then(|mut e| e.encode(&self.manifest.to_json()))
+            .unwrap_or_else(|_| encode_uncompressed(&self.manifest.to_json()));
+        let path = self.dir.join(MANIFEST_BLOB_NAME);
+        fsutil::atomic_write(&path, &encoded).map_err(DatastoreError::write(&path))?;
+        let group_dir = self.store.group_dir(&self.snapshot.group);
+        fsutil::fsync_dir(&group_dir).map_err(DatastoreError::write(&group_dir))?;
+        self.finished = true;
+        Ok(self.snapshot.clone())
+    }
+}
+
+impl Drop for SnapshotWriter<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! One file per verb.
+
+mod backup;
+mod datastore;
+mod files;
+mod forget;
+mod groups;
+mod restore;
+mod snapshots;
+mod verify;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command, GlobalOpts};
+
+/// Runs one verb; returns the exit code for outcomes that are not errors (verify may report bad
+/// data through its code).
+pub fn run(cli: Cli) -> Result<i32> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Datastore(c) => datastore::run(g, c),
+        Command::Backup(args) => backup::run(g, args),
+        Command::Restore(args) => restore::run(g, args),
+        Command::Groups => groups::run(g),
+        Command::Snapshots { group } => snapshots::run(g, group),
+        Command::Files { snapshot } => files::run(g, &snapshot),
+        Command::Forget { snapshot } => forget::run(g, &snapshot),
+        Command::Verify(args) => verify::run(g, args),
+    }
+}
+
+pub fn threads(g: &GlobalOpts) -> usize {
+    g.threads
+        .map(usize::from)
+        .unwrap_or_else(stowage_core::default_threads)
+}

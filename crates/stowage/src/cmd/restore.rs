@@ -1,0 +1,118 @@
+//! `stowage restore`: an image to a file, block device or stdout; a blob to a file or stdout.
+
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use stowage_core::{restore_image, RestoreCounters};
+use stowage_types::{ArchiveKind, ArchiveName, ErrorClass};
+
+use crate::cli::{GlobalOpts, OutputFormat, RestoreArgs};
+use crate::exit::{fail, OK};
+use crate::output::{bytes, percent, rate};
+use crate::progress::Reporter;
+use crate::{repo, target};
+
+pub fn run(g: &GlobalOpts, args: RestoreArgs) -> Result<i32> {
+    let archive = ArchiveName::parse(&args.archive)?;
+    let store = repo::open(g)?;
+    let snapshot = store.resolve_snapshot(&args.snapshot)?;
+    let manifest = store.load_manifest(&snapshot)?;
+    match archive.kind() {
+        ArchiveKind::Blob => {
+            let data = store.read_blob_file(&snapshot, &manifest, &archive)?;
+            let mut t = target::open(&args.target, data.len() as u64, args.overwrite)?;
+            let write_err = |e| {
+                fail(
+                    ErrorClass::Target,
+                    format!("cannot write restore target {}: {e}", args.target),
+                )
+            };
+            t.as_image_target().write_at(0, &data).map_err(write_err)?;
+            t.as_image_target()
+                .finish(data.len() as u64)
+                .map_err(write_err)?;
+            t.commit().map_err(write_err)?;
+            Ok(OK)
+        }
+        ArchiveKind::Pxar => Err(fail(
+            ErrorClass::Usage,
+            format!("{archive}: file-tree archives cannot be restored yet"),
+        )),
+        ArchiveKind::Image => {
+            let index = store.read_fixed_index(&snapshot, &manifest, &archive)?;
+            let mut t = target::open(&args.target, index.size, args.overwrite)?;
+            let to_stdout = args.target == "-";
+            let counters = Arc::new(RestoreCounters::default());
+            let probe = counters.clone();
+            let reporter = Reporter::start(
+                format!("restore {archive}"),
+                Some(index.size),
+                Box::new(move || {
+                    (
+                        probe.done.load(Ordering::Relaxed),
+                        probe.read.load(Ordering::Relaxed),
+                    )
+                }),
+                !g.quiet,
+            );
+            let threads = super::threads(g);
+            let result = restore_image(
+                &index,
+                store.chunk_store(),
+                t.as_image_target(),
+                &args.target,
+                threads,
+                (threads * 4).max(8),
+                &counters,
+            );
+            reporter.finish();
+            let stats =
+                result.with_context(|| format!("restore of {snapshot} {archive} failed"))?;
+            t.commit().map_err(|e| {
+                fail(
+                    ErrorClass::Target,
+                    format!(
+                        "cannot move restored image into place at {}: {e}",
+                        args.target
+                    ),
+                )
+            })?;
+            let secs = stats.duration.as_secs_f64();
+            let report = json!({
+                "snapshot": snapshot.to_string(),
+                "archive": archive.to_string(),
+                "target": args.target,
+                "size": stats.size,
+                "zero_bytes": stats.zero_bytes,
+                "read_bytes": stats.read_bytes,
+                "duration_s": secs,
+                "throughput_bps": if secs > 0.0 { stats.size as f64 / secs } else { 0.0 },
+            });
+            // With the image on stdout, the summary goes to stderr.
+            let mut out: Box<dyn Write> = if to_stdout {
+                Box::new(std::io::stderr())
+            } else {
+                Box::new(std::io::stdout())
+            };
+            match g.output_format {
+                OutputFormat::Text => writeln!(
+                    out,
+                    "restored {snapshot} {archive} to {}: {} in {secs:.2} s ({}), {} zero ({:.1}%)",
+                    args.target,
+                    bytes(stats.size),
+                    rate(stats.size, secs),
+                    bytes(stats.zero_bytes),
+                    percent(stats.zero_bytes, stats.size)
+                )?,
+                OutputFormat::Json => writeln!(out, "{report}")?,
+                OutputFormat::JsonPretty => {
+                    writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?
+                }
+            }
+            Ok(OK)
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! `stowage`: the command-line front end. Parses arguments, runs one verb, maps errors to exit
+//! codes (see `exit.rs`), and keeps results on stdout and diagnostics on stderr.
+
+mod cli;
+mod cmd;
+mod exit;
+mod output;
+mod progress;
+mod repo;
+mod source;
+mod target;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    let quiet = cli.global.quiet;
+    match cmd::run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(err) => {
+            let class = exit::classify(&err);
+            if !quiet || class != stowage_types::ErrorClass::Verification {
+                eprintln!("error: {}", exit::one_line(&err));
+            }
+            std::process::exit(exit::code(class));
+        }
+    }
+}
