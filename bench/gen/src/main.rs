@@ -47,7 +47,7 @@ impl Text {
         let mut in_line = 0;
         while pos < buf.len() {
             let r = rng.next();
-            let idx = ((r & 0xffff) * ((r >> 16) & 0x1fff) >> 16) as usize % self.words.len();
+            let idx = (((r & 0xffff) * ((r >> 16) & 0x1fff)) >> 16) as usize % self.words.len();
             let mut word: &[u8] = &self.words[idx];
             if r >> 60 == 0 {
                 // Sprinkle numbers, as logs and configs have.

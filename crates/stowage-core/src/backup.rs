@@ -80,9 +80,55 @@ pub struct ImageBackup {
     pub stats: ImageBackupStats,
 }
 
+/// One chunk's worth of data from an [`ImageSource`].
+pub enum SourceChunk {
+    /// The data was copied into the recycled buffer.
+    Filled(Vec<u8>),
+    /// The source lends its data without a copy (a memory mapping); the recycled buffer comes
+    /// back unused.
+    Lent {
+        data: Box<dyn AsRef<[u8]> + Send>,
+        unused: Vec<u8>,
+    },
+}
+
+impl SourceChunk {
+    fn data(&self) -> &[u8] {
+        match self {
+            SourceChunk::Filled(buf) => buf,
+            SourceChunk::Lent { data, .. } => (**data).as_ref(),
+        }
+    }
+
+    fn into_buffer(self) -> Vec<u8> {
+        match self {
+            SourceChunk::Filled(buf) => buf,
+            SourceChunk::Lent { unused, .. } => unused,
+        }
+    }
+}
+
+/// Image data, read sequentially one chunk at a time.
+pub trait ImageSource: Send {
+    /// The next chunk of at most `len` bytes (less only at the end), or `None` at the end.
+    /// `recycled` is an empty buffer with room for a chunk, for sources that copy.
+    fn next_chunk(&mut self, len: usize, recycled: Vec<u8>) -> io::Result<Option<SourceChunk>>;
+}
+
+/// Any [`Read`] (a pipe, standard input, a block device) as an [`ImageSource`].
+pub struct StreamSource<R>(pub R);
+
+impl<R: Read + Send> ImageSource for StreamSource<R> {
+    fn next_chunk(&mut self, len: usize, mut buf: Vec<u8>) -> io::Result<Option<SourceChunk>> {
+        buf.clear();
+        (&mut self.0).take(len as u64).read_to_end(&mut buf)?;
+        Ok((!buf.is_empty()).then_some(SourceChunk::Filled(buf)))
+    }
+}
+
 struct Job {
     index: usize,
-    buf: Vec<u8>,
+    chunk: SourceChunk,
 }
 
 enum Outcome {
@@ -101,7 +147,7 @@ struct Done {
 /// Backs up one image read sequentially from `source`, cut into `chunk_size` chunks, with
 /// `threads` workers. Memory: about `(2 * threads + 2) * chunk_size` bytes of buffers.
 pub fn backup_image(
-    source: &mut (dyn Read + Send),
+    source: &mut dyn ImageSource,
     source_name: &str,
     sink: &dyn ChunkSink,
     session: &BackupSession,
@@ -147,7 +193,7 @@ pub fn backup_image(
                 };
                 for job in job_rx {
                     let result = worker.process(&job);
-                    let _ = pool_tx.send(job.buf);
+                    let _ = pool_tx.send(job.chunk.into_buffer());
                     if done_tx.send(result).is_err() {
                         return;
                     }
@@ -177,7 +223,7 @@ pub fn backup_image(
 }
 
 fn read_chunks(
-    source: &mut (dyn Read + Send),
+    source: &mut dyn ImageSource,
     name: &str,
     chunk_size: usize,
     pool: Receiver<Vec<u8>>,
@@ -189,28 +235,26 @@ fn read_chunks(
         if cancel.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let Ok(mut buf) = pool.recv() else {
+        let Ok(buf) = pool.recv() else {
             return Ok(());
         };
-        let n = fill(source, &mut buf, chunk_size).map_err(|source| PipelineError::SourceRead {
-            name: name.to_string(),
-            source,
-        })?;
-        if n == 0 {
+        let chunk =
+            source
+                .next_chunk(chunk_size, buf)
+                .map_err(|source| PipelineError::SourceRead {
+                    name: name.to_string(),
+                    source,
+                })?;
+        let Some(chunk) = chunk else {
             return Ok(());
-        }
+        };
+        let n = chunk.data().len();
         counters.read.fetch_add(n as u64, Ordering::Relaxed);
-        if jobs.send(Job { index, buf }).is_err() || n < chunk_size {
+        if jobs.send(Job { index, chunk }).is_err() || n < chunk_size {
             return Ok(());
         }
     }
     Ok(())
-}
-
-/// Reads until `buf` holds `want` bytes or the source ends.
-fn fill(source: &mut (dyn Read + Send), buf: &mut Vec<u8>, want: usize) -> io::Result<usize> {
-    buf.clear();
-    (&mut *source).take(want as u64).read_to_end(buf)
 }
 
 struct Worker<'a> {
@@ -247,7 +291,7 @@ impl<'a> Worker<'a> {
     }
 
     fn process(&mut self, job: &Job) -> Result<Done, PipelineError> {
-        let data = &job.buf[..];
+        let data = job.chunk.data();
         let zero = is_zero(data);
         let digest = if zero && data.len() == self.chunk_size {
             *self.zero
@@ -360,7 +404,7 @@ mod tests {
     fn run(data: &[u8], store: &MemStore, session: &BackupSession, threads: usize) -> ImageBackup {
         let counters = BackupCounters::default();
         backup_image(
-            &mut &data[..],
+            &mut StreamSource(data),
             "test",
             store,
             session,
@@ -431,7 +475,7 @@ mod tests {
         let store = MemStore::default();
         let counters = BackupCounters::default();
         let err = backup_image(
-            &mut Failing(10_000),
+            &mut StreamSource(Failing(10_000)),
             "failing",
             &store,
             &BackupSession::new(HashSet::new()),

@@ -10,7 +10,10 @@ mod error;
 mod restore;
 mod traits;
 
-pub use backup::{backup_image, BackupCounters, BackupSession, ImageBackup, ImageBackupStats};
+pub use backup::{
+    backup_image, BackupCounters, BackupSession, ImageBackup, ImageBackupStats, ImageSource,
+    SourceChunk, StreamSource,
+};
 pub use chunk::{decode_and_verify, zero_digest, ChunkCheckError};
 pub use error::{PipelineError, StoreError};
 pub use restore::{restore_image, RestoreCounters, RestoreStats};

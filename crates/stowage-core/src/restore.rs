@@ -279,7 +279,7 @@ mod tests {
 
     fn backup(data: &[u8], store: &MemStore) -> FixedIndex {
         let b = backup_image(
-            &mut &data[..],
+            &mut crate::StreamSource(data),
             "t",
             store,
             &BackupSession::new(HashSet::new()),

@@ -129,22 +129,35 @@ fn write_blob(magic: [u8; 8], payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(payload);
 }
 
+/// Length of the header of an encrypted blob: magic, CRC, IV (16) and tag (16).
+pub const ENCRYPTED_HEADER_LEN: usize = 44;
+
 /// Splits a blob into kind and payload after checking magic and CRC.
 pub fn open_blob(encoded: &[u8]) -> Result<(BlobKind, &[u8]), BlobError> {
     if encoded.len() < HEADER_LEN {
         return Err(BlobError::TooShort(encoded.len()));
     }
-    let (header, payload) = encoded.split_at(HEADER_LEN);
-    let kind = BlobKind::from_magic(&header[..8]).ok_or(BlobError::BadMagic)?;
-    let stored = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+    let kind = BlobKind::from_magic(&encoded[..8]).ok_or(BlobError::BadMagic)?;
+    let encrypted = matches!(kind, BlobKind::Encrypted | BlobKind::EncryptedCompressed);
+    let header_len = if encrypted {
+        ENCRYPTED_HEADER_LEN
+    } else {
+        HEADER_LEN
+    };
+    if encoded.len() < header_len {
+        return Err(BlobError::TooShort(encoded.len()));
+    }
+    // The CRC covers what follows the whole header (for encrypted blobs: the ciphertext only).
+    let payload = &encoded[header_len..];
+    let stored = u32::from_le_bytes([encoded[8], encoded[9], encoded[10], encoded[11]]);
     let computed = crc32fast::hash(payload);
     if stored != computed {
         return Err(BlobError::Crc { stored, computed });
     }
-    match kind {
-        BlobKind::Encrypted | BlobKind::EncryptedCompressed => Err(BlobError::Encrypted),
-        _ => Ok((kind, payload)),
+    if encrypted {
+        return Err(BlobError::Encrypted);
     }
+    Ok((kind, payload))
 }
 
 /// Decodes blobs; holds a zstd context for reuse on a worker thread.

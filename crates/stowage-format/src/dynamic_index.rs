@@ -58,7 +58,7 @@ impl DynamicIndex {
             });
         }
         let body = &bytes[INDEX_HEADER_SIZE..];
-        if body.len() % ENTRY_LEN != 0 {
+        if !body.len().is_multiple_of(ENTRY_LEN) {
             return Err(IndexError::Ragged(body.len() as u64));
         }
         let entries: Vec<(u64, Digest)> = body

@@ -1,0 +1,176 @@
+//! A full disk gets exit code 12, a clear message, and leaves earlier backups intact.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn stowage(repo: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stowage"))
+        .arg("--repository")
+        .arg(repo)
+        .args(args)
+        .output()
+        .expect("run stowage")
+}
+
+fn random_bytes(len: usize, mut seed: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 24) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn restore_to_a_full_device_exits_12() {
+    if !Path::new("/dev/full").exists() {
+        eprintln!("skipped: /dev/full is absent");
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap();
+    let repo = dir.path().join("store");
+    assert!(
+        stowage(&repo, &["datastore", "create", repo.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let img = dir.path().join("disk.raw");
+    std::fs::write(&img, random_bytes(1 << 20, 7)).unwrap();
+    let spec = format!("disk.img:{}", img.display());
+    let out = stowage(
+        &repo,
+        &[
+            "backup",
+            "-q",
+            &spec,
+            "--backup-type",
+            "vm",
+            "--backup-id",
+            "1",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = stowage(&repo, &["restore", "-q", "vm/1", "disk.img", "/dev/full"]);
+    assert_eq!(
+        out.status.code(),
+        Some(12),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/dev/full") && err.to_lowercase().contains("space"),
+        "{err}"
+    );
+}
+
+/// Needs root to mount a small tmpfs; skipped otherwise.
+#[test]
+fn backup_into_a_full_datastore_exits_12_and_keeps_earlier_snapshots() {
+    let dir = tempfile::Builder::new()
+        .tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap();
+    let mnt = dir.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"])
+        .arg(&mnt)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here (not root?)");
+        return;
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _guard = Unmount(&mnt);
+    let repo = mnt.join("store");
+    assert!(
+        stowage(&repo, &["datastore", "create", repo.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let small = dir.path().join("small.raw");
+    std::fs::write(&small, random_bytes(2 << 20, 1)).unwrap();
+    let spec = format!("disk.img:{}", small.display());
+    let out = stowage(
+        &repo,
+        &[
+            "backup",
+            "-q",
+            &spec,
+            "--backup-type",
+            "vm",
+            "--backup-id",
+            "1",
+            "--backup-time",
+            "1000",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let big = dir.path().join("big.raw");
+    std::fs::write(&big, random_bytes(48 << 20, 2)).unwrap();
+    let spec = format!("disk.img:{}", big.display());
+    let out = stowage(
+        &repo,
+        &[
+            "backup",
+            "-q",
+            &spec,
+            "--backup-type",
+            "vm",
+            "--backup-id",
+            "1",
+            "--backup-time",
+            "2000",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(12),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        err.starts_with("error:") && err.to_lowercase().contains("space"),
+        "{err}"
+    );
+
+    let out = stowage(&repo, &["--output-format", "json", "snapshots"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["snapshot"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["vm/1/1970-01-01T00:16:40Z"]);
+    let out = stowage(&repo, &["verify", "--all"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
