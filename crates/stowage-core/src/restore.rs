@@ -1,8 +1,9 @@
 //! The image restore pipeline:
 //! dispatcher (window of N chunks) -> workers (read, decompress, verify) -> in-order writer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -42,6 +43,54 @@ struct Fetched {
     piece: Piece,
 }
 
+/// Verified data of chunks that occur more than once in the index, so a repeated chunk is read,
+/// decompressed and hashed once. At most `capacity` chunks are kept.
+struct RepeatCache {
+    repeated: HashMap<Digest, u32>,
+    entries: Mutex<HashMap<Digest, Arc<Vec<u8>>>>,
+    capacity: usize,
+}
+
+impl RepeatCache {
+    fn new(index: &FixedIndex, capacity: usize) -> Self {
+        let mut counts: HashMap<Digest, u32> = HashMap::new();
+        for d in &index.digests {
+            *counts.entry(*d).or_default() += 1;
+        }
+        counts.retain(|_, n| *n > 1);
+        RepeatCache {
+            repeated: counts,
+            entries: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    fn get(&self, digest: &Digest) -> Option<Arc<Vec<u8>>> {
+        if !self.repeated.contains_key(digest) {
+            return None;
+        }
+        self.entries.lock().ok()?.get(digest).cloned()
+    }
+
+    fn put(&self, digest: &Digest, data: &[u8]) {
+        if self.capacity == 0 || !self.repeated.contains_key(digest) {
+            return;
+        }
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= self.capacity {
+                let victim = entries.keys().next().copied();
+                if let Some(v) = victim {
+                    entries.remove(&v);
+                }
+            }
+            entries.insert(*digest, Arc::new(data.to_vec()));
+        }
+    }
+}
+
+/// How many repeated chunks a restore keeps decoded.
+const REPEAT_CACHE_CHUNKS: usize = 8;
+
 /// Restores a fixed-index image into `target` with `threads` workers and at most `window` chunks
 /// in flight (memory: about `window * chunk_size`).
 pub fn restore_image(
@@ -65,6 +114,7 @@ pub fn restore_image(
         (len == chunk_size && *d == zero_full) || (len == tail_len && *d == zero_tail)
     };
 
+    let cache = RepeatCache::new(index, REPEAT_CACHE_CHUNKS);
     let (token_tx, token_rx) = bounded::<Vec<u8>>(window);
     for _ in 0..window {
         let _ = token_tx.send(Vec::new());
@@ -81,10 +131,21 @@ pub fn restore_image(
                 }
             }
         });
+        let cache = &cache;
         for _ in 0..threads {
             let (job_rx, done_tx) = (job_rx.clone(), done_tx.clone());
             let is_zero_chunk = &is_zero_chunk;
-            s.spawn(move || fetch_worker(index, source, is_zero_chunk, job_rx, done_tx, counters));
+            s.spawn(move || {
+                fetch_worker(
+                    index,
+                    source,
+                    cache,
+                    is_zero_chunk,
+                    job_rx,
+                    done_tx,
+                    counters,
+                )
+            });
         }
         drop((job_rx, done_tx));
         let result = write_in_order(index, target, target_name, &done_rx, &token_tx, counters);
@@ -100,6 +161,7 @@ pub fn restore_image(
 fn fetch_worker(
     index: &FixedIndex,
     source: &dyn ChunkSource,
+    cache: &RepeatCache,
     is_zero_chunk: &dyn Fn(usize, &Digest) -> bool,
     jobs: Receiver<(usize, Vec<u8>)>,
     done: Sender<Result<Fetched, PipelineError>>,
@@ -121,6 +183,13 @@ fn fetch_worker(
                 index: i,
                 piece: Piece::Zero,
             })
+        } else if let Some(data) = cache.get(digest) {
+            buf.clear();
+            buf.extend_from_slice(&data);
+            Ok(Fetched {
+                index: i,
+                piece: Piece::Data { buf, encoded: 0 },
+            })
         } else {
             fetch_one(
                 source,
@@ -132,6 +201,7 @@ fn fetch_worker(
                 &mut buf,
             )
             .map(|n| {
+                cache.put(digest, &buf);
                 counters.read.fetch_add(n, Ordering::Relaxed);
                 Fetched {
                     index: i,
@@ -220,7 +290,7 @@ mod tests {
     use std::sync::Mutex;
 
     #[derive(Default)]
-    struct MemStore(Mutex<HashMap<Digest, Vec<u8>>>);
+    struct MemStore(Mutex<HashMap<Digest, Vec<u8>>>, AtomicU64);
 
     impl ChunkSink for MemStore {
         fn touch_chunk(&self, d: &Digest) -> Result<bool, StoreError> {
@@ -234,6 +304,7 @@ mod tests {
 
     impl ChunkSource for MemStore {
         fn read_chunk(&self, d: &Digest, out: &mut Vec<u8>) -> Result<(), StoreError> {
+            self.1.fetch_add(1, Ordering::Relaxed);
             let map = self.0.lock().unwrap();
             let chunk = map.get(d).ok_or(StoreError::Missing {
                 digest: *d,
@@ -325,6 +396,28 @@ mod tests {
             assert_eq!(target.holes, 8192);
             assert_eq!(stats.zero_bytes, 8192);
         }
+    }
+
+    #[test]
+    fn repeated_chunks_are_read_once() {
+        let block: Vec<u8> = (0..4096u32).map(|i| (i * 13 % 256) as u8).collect();
+        let mut data = block.repeat(6);
+        data.extend((0..4096u32).map(|i| (i % 7) as u8));
+        let store = MemStore::default();
+        let index = backup(&data, &store);
+        let mut target = VecTarget::default();
+        restore_image(
+            &index,
+            &store,
+            &mut target,
+            "vec",
+            1,
+            2,
+            &RestoreCounters::default(),
+        )
+        .unwrap();
+        assert_eq!(target.data, data);
+        assert_eq!(store.1.load(Ordering::Relaxed), 2);
     }
 
     #[test]
