@@ -38,6 +38,8 @@ pub enum DatastoreError {
     Mismatch { what: String, detail: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Name(#[from] stowage_types::NameError),
 }
 
 impl DatastoreError {
@@ -53,6 +55,7 @@ impl DatastoreError {
             Blob { source, .. } => source.class(),
             Index { .. } | Manifest { .. } | Mismatch { .. } => ErrorClass::Verification,
             Store(e) => e.class(),
+            Name(e) => e.class(),
         }
     }
 

@@ -101,7 +101,7 @@ impl Datastore {
         }
         let group: BackupGroup = spec
             .parse()
-            .map_err(|_| DatastoreError::SnapshotNotFound(spec.to_string()))?;
+            .map_err(|_| stowage_types::NameError::Snapshot(spec.to_string()))?;
         self.finished_snapshots(&group)?
             .pop()
             .ok_or_else(|| DatastoreError::GroupNotFound(group.to_string()))

@@ -50,9 +50,14 @@ impl Datastore {
 
         let existing = self.snapshots(group)?;
         let newest = existing.iter().map(|s| s.snapshot.time).max();
+        let newest_finished = existing
+            .iter()
+            .filter(|s| s.finished)
+            .map(|s| s.snapshot.time)
+            .max();
         let time = match time {
             Some(t) => {
-                if newest.is_some_and(|n| n >= t) {
+                if newest_finished.is_some_and(|n| n >= t) {
                     return Err(DatastoreError::SnapshotExists(format!(
                         "{group}/{t} (or a newer one; a new snapshot must be the newest of its group)"
                     )));
@@ -63,7 +68,15 @@ impl Datastore {
         };
         let snapshot = SnapshotRef::new(group.clone(), time);
         let dir = self.snapshot_dir(&snapshot);
-        fs::create_dir(&dir).map_err(DatastoreError::write(&dir))?;
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(DatastoreError::SnapshotExists(format!(
+                    "{snapshot} (an unfinished leftover of an interrupted backup; remove it with 'stowage forget {snapshot}')"
+                )))
+            }
+            Err(e) => return Err(DatastoreError::write(&dir)(e)),
+        }
         let base = self.incremental_base(&existing);
         Ok(SnapshotWriter {
             store: self,

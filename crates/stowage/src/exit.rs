@@ -47,31 +47,36 @@ pub fn fail(class: ErrorClass, message: impl Into<String>) -> anyhow::Error {
 
 /// The class of the first error in the chain that knows its class.
 pub fn classify(err: &anyhow::Error) -> ErrorClass {
-    for cause in err.chain() {
-        let class = if let Some(e) = cause.downcast_ref::<CliError>() {
-            Some(e.class)
-        } else if let Some(e) = cause.downcast_ref::<DatastoreError>() {
-            Some(e.class())
-        } else if let Some(e) = cause.downcast_ref::<PipelineError>() {
-            Some(e.class())
-        } else if let Some(e) = cause.downcast_ref::<StoreError>() {
-            Some(e.class())
-        } else if let Some(e) = cause.downcast_ref::<BlobError>() {
-            Some(e.class())
-        } else if let Some(e) = cause.downcast_ref::<ManifestError>() {
-            Some(e.class())
-        } else if let Some(e) = cause.downcast_ref::<NameError>() {
-            Some(e.class())
-        } else if let Some(e) = cause.downcast_ref::<std::io::Error>() {
-            Some(ErrorClass::of_write_error(e, ErrorClass::Internal))
-        } else {
-            None
-        };
-        if let Some(class) = class {
-            return class;
-        }
+    err.chain()
+        .find_map(class_of)
+        .unwrap_or(ErrorClass::Internal)
+}
+
+fn class_of(cause: &(dyn std::error::Error + 'static)) -> Option<ErrorClass> {
+    if let Some(e) = cause.downcast_ref::<CliError>() {
+        return Some(e.class);
     }
-    ErrorClass::Internal
+    if let Some(e) = cause.downcast_ref::<DatastoreError>() {
+        return Some(e.class());
+    }
+    if let Some(e) = cause.downcast_ref::<PipelineError>() {
+        return Some(e.class());
+    }
+    if let Some(e) = cause.downcast_ref::<StoreError>() {
+        return Some(e.class());
+    }
+    if let Some(e) = cause.downcast_ref::<BlobError>() {
+        return Some(e.class());
+    }
+    if let Some(e) = cause.downcast_ref::<ManifestError>() {
+        return Some(e.class());
+    }
+    if let Some(e) = cause.downcast_ref::<NameError>() {
+        return Some(e.class());
+    }
+    cause
+        .downcast_ref::<std::io::Error>()
+        .map(|e| ErrorClass::of_write_error(e, ErrorClass::Internal))
 }
 
 /// The whole chain on one line: "outer: inner: root cause".

@@ -14,15 +14,11 @@ use clap::Parser;
 
 fn main() {
     let cli = cli::Cli::parse();
-    let quiet = cli.global.quiet;
     match cmd::run(cli) {
         Ok(code) => std::process::exit(code),
         Err(err) => {
-            let class = exit::classify(&err);
-            if !quiet || class != stowage_types::ErrorClass::Verification {
-                eprintln!("error: {}", exit::one_line(&err));
-            }
-            std::process::exit(exit::code(class));
+            eprintln!("error: {}", exit::one_line(&err));
+            std::process::exit(exit::code(exit::classify(&err)));
         }
     }
 }

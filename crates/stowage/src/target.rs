@@ -12,7 +12,7 @@ use stowage_types::ErrorClass;
 
 use crate::exit::fail;
 
-const ZEROES: [u8; 1 << 16] = [0u8; 1 << 16];
+static ZEROES: [u8; 1 << 16] = [0u8; 1 << 16];
 
 /// A new regular file: zero ranges stay holes.
 pub struct SparseFile {

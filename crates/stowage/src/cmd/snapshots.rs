@@ -18,6 +18,9 @@ struct SnapshotRow {
     /// Sum of the archive sizes (image bytes for images, encoded bytes for blobs).
     size: u64,
     files: Vec<String>,
+    /// Why the manifest could not be read, if it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 pub fn run(g: &GlobalOpts, group: Option<String>) -> Result<i32> {
@@ -29,15 +32,23 @@ pub fn run(g: &GlobalOpts, group: Option<String>) -> Result<i32> {
     let mut rows = Vec::new();
     for group in &groups {
         for info in store.snapshots(group)?.into_iter().filter(|s| s.finished) {
-            let manifest = store.load_manifest(&info.snapshot)?;
+            // A damaged manifest is shown as such; the other snapshots are still listed.
+            let (files, error) = match store.load_manifest(&info.snapshot) {
+                Ok(m) => (m.files, None),
+                Err(e) => {
+                    eprintln!("warning: {e}; run 'stowage verify {}'", info.snapshot);
+                    (Vec::new(), Some(e.to_string()))
+                }
+            };
             rows.push(SnapshotRow {
                 snapshot: info.snapshot.to_string(),
                 backup_type: group.ty.to_string(),
                 backup_id: group.id().to_string(),
                 backup_time: info.snapshot.time.epoch(),
                 protected: info.protected,
-                size: manifest.files.iter().map(|f| f.size).sum(),
-                files: manifest.files.into_iter().map(|f| f.filename).collect(),
+                size: files.iter().map(|f| f.size).sum(),
+                files: files.into_iter().map(|f| f.filename).collect(),
+                error,
             });
         }
     }
@@ -50,7 +61,11 @@ pub fn run(g: &GlobalOpts, group: Option<String>) -> Result<i32> {
     }
     println!("{:<44} {:>12}  files", "snapshot", "size");
     for r in rows {
-        let mark = if r.protected { " (protected)" } else { "" };
+        let mark = match (&r.error, r.protected) {
+            (Some(_), _) => " (manifest unreadable)",
+            (None, true) => " (protected)",
+            (None, false) => "",
+        };
         println!(
             "{:<44} {:>12}  {}{mark}",
             r.snapshot,
