@@ -80,55 +80,27 @@ pub struct ImageBackup {
     pub stats: ImageBackupStats,
 }
 
-/// One chunk's worth of data from an [`ImageSource`].
-pub enum SourceChunk {
-    /// The data was copied into the recycled buffer.
-    Filled(Vec<u8>),
-    /// The source lends its data without a copy (a memory mapping); the recycled buffer comes
-    /// back unused.
-    Lent {
-        data: Box<dyn AsRef<[u8]> + Send>,
-        unused: Vec<u8>,
-    },
-}
-
-impl SourceChunk {
-    fn data(&self) -> &[u8] {
-        match self {
-            SourceChunk::Filled(buf) => buf,
-            SourceChunk::Lent { data, .. } => (**data).as_ref(),
-        }
-    }
-
-    fn into_buffer(self) -> Vec<u8> {
-        match self {
-            SourceChunk::Filled(buf) => buf,
-            SourceChunk::Lent { unused, .. } => unused,
-        }
-    }
-}
-
 /// Image data, read sequentially one chunk at a time.
 pub trait ImageSource: Send {
-    /// The next chunk of at most `len` bytes (less only at the end), or `None` at the end.
-    /// `recycled` is an empty buffer with room for a chunk, for sources that copy.
-    fn next_chunk(&mut self, len: usize, recycled: Vec<u8>) -> io::Result<Option<SourceChunk>>;
+    /// Reads the next chunk, at most `len` bytes (fewer only at the end), into `buf` (cleared
+    /// first). Returns false at the end of the image.
+    fn next_chunk(&mut self, len: usize, buf: &mut Vec<u8>) -> io::Result<bool>;
 }
 
-/// Any [`Read`] (a pipe, standard input, a block device) as an [`ImageSource`].
+/// Any [`Read`] (a file, a block device, a pipe, standard input) as an [`ImageSource`].
 pub struct StreamSource<R>(pub R);
 
 impl<R: Read + Send> ImageSource for StreamSource<R> {
-    fn next_chunk(&mut self, len: usize, mut buf: Vec<u8>) -> io::Result<Option<SourceChunk>> {
+    fn next_chunk(&mut self, len: usize, buf: &mut Vec<u8>) -> io::Result<bool> {
         buf.clear();
-        (&mut self.0).take(len as u64).read_to_end(&mut buf)?;
-        Ok((!buf.is_empty()).then_some(SourceChunk::Filled(buf)))
+        (&mut self.0).take(len as u64).read_to_end(buf)?;
+        Ok(!buf.is_empty())
     }
 }
 
 struct Job {
     index: usize,
-    chunk: SourceChunk,
+    buf: Vec<u8>,
 }
 
 enum Outcome {
@@ -193,7 +165,7 @@ pub fn backup_image(
                 };
                 for job in job_rx {
                     let result = worker.process(&job);
-                    let _ = pool_tx.send(job.chunk.into_buffer());
+                    let _ = pool_tx.send(job.buf);
                     if done_tx.send(result).is_err() {
                         return;
                     }
@@ -235,22 +207,21 @@ fn read_chunks(
         if cancel.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let Ok(buf) = pool.recv() else {
+        let Ok(mut buf) = pool.recv() else {
             return Ok(());
         };
-        let chunk =
-            source
-                .next_chunk(chunk_size, buf)
-                .map_err(|source| PipelineError::SourceRead {
-                    name: name.to_string(),
-                    source,
-                })?;
-        let Some(chunk) = chunk else {
+        let more = source.next_chunk(chunk_size, &mut buf).map_err(|source| {
+            PipelineError::SourceRead {
+                name: name.to_string(),
+                source,
+            }
+        })?;
+        if !more {
             return Ok(());
-        };
-        let n = chunk.data().len();
+        }
+        let n = buf.len();
         counters.read.fetch_add(n as u64, Ordering::Relaxed);
-        if jobs.send(Job { index, chunk }).is_err() || n < chunk_size {
+        if jobs.send(Job { index, buf }).is_err() || n < chunk_size {
             return Ok(());
         }
     }
@@ -291,7 +262,7 @@ impl<'a> Worker<'a> {
     }
 
     fn process(&mut self, job: &Job) -> Result<Done, PipelineError> {
-        let data = job.chunk.data();
+        let data = &job.buf[..];
         let zero = is_zero(data);
         let digest = if zero && data.len() == self.chunk_size {
             *self.zero

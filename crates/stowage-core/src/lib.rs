@@ -12,7 +12,7 @@ mod traits;
 
 pub use backup::{
     backup_image, BackupCounters, BackupSession, ImageBackup, ImageBackupStats, ImageSource,
-    SourceChunk, StreamSource,
+    StreamSource,
 };
 pub use chunk::{decode_and_verify, zero_digest, ChunkCheckError};
 pub use error::{PipelineError, StoreError};

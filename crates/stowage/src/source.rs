@@ -1,4 +1,4 @@
-//! Backup sources: image files (memory-mapped, no copy), block devices and standard input (read).
+//! Backup sources: image files, block devices, standard input.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -6,8 +6,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
 use anyhow::Result;
-use memmap2::MmapOptions;
-use stowage_core::{ImageSource, SourceChunk, StreamSource};
+use stowage_core::{ImageSource, StreamSource};
 use stowage_types::ErrorClass;
 
 use crate::exit::fail;
@@ -44,90 +43,20 @@ pub fn open(path: &str) -> Result<Source> {
         ));
     }
     let mut file = File::open(path).map_err(unreadable)?;
-    let (reader, size): (Box<dyn ImageSource>, Option<u64>) = if ft.is_file() {
-        install_sigbus_guard();
-        let size = meta.len();
-        (
-            Box::new(MappedFile {
-                file,
-                offset: 0,
-                size,
-            }),
-            Some(size),
-        )
+    let size = if ft.is_file() {
+        Some(meta.len())
     } else if ft.is_block_device() {
         let end = file.seek(SeekFrom::End(0)).map_err(unreadable)?;
         file.seek(SeekFrom::Start(0)).map_err(unreadable)?;
-        (Box::new(StreamSource(file)), Some(end))
+        Some(end)
     } else {
-        (Box::new(StreamSource(file)), None)
+        None
     };
     Ok(Source {
         name: path.to_string(),
-        reader,
+        reader: Box::new(StreamSource(file)),
         size,
     })
-}
-
-/// A regular file read through memory mappings of one chunk each: the pipeline hashes and
-/// compresses straight from the page cache, without copying the image once more.
-struct MappedFile {
-    file: File,
-    offset: u64,
-    size: u64,
-}
-
-impl ImageSource for MappedFile {
-    fn next_chunk(&mut self, len: usize, mut buf: Vec<u8>) -> io::Result<Option<SourceChunk>> {
-        if self.offset >= self.size {
-            return Ok(None);
-        }
-        let len = (self.size - self.offset).min(len as u64) as usize;
-        // SAFETY: the mapping is read-only and private. If the file shrinks while mapped,
-        // reading past its end raises SIGBUS, which the guard turns into a clean exit 4.
-        let mapped = unsafe {
-            MmapOptions::new()
-                .offset(self.offset)
-                .len(len)
-                .populate()
-                .map(&self.file)
-        };
-        let chunk = match mapped {
-            Ok(map) => SourceChunk::Lent {
-                data: Box::new(map),
-                unused: buf,
-            },
-            Err(_) => {
-                // Some files cannot be mapped (e.g. on some FUSE file systems): read instead.
-                buf.clear();
-                buf.resize(len, 0);
-                std::os::unix::fs::FileExt::read_exact_at(&self.file, &mut buf, self.offset)?;
-                SourceChunk::Filled(buf)
-            }
-        };
-        self.offset += len as u64;
-        Ok(Some(chunk))
-    }
-}
-
-extern "C" fn on_sigbus(_: libc::c_int) {
-    const MSG: &[u8] = b"error: the source file shrank or failed to read while it was being backed up (SIGBUS); no snapshot was written\n";
-    // SAFETY: write(2) and _exit(2) are async-signal-safe.
-    unsafe {
-        libc::write(2, MSG.as_ptr().cast(), MSG.len());
-        libc::_exit(4);
-    }
-}
-
-fn install_sigbus_guard() {
-    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-    let action = SigAction::new(
-        SigHandler::Handler(on_sigbus),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    // SAFETY: the handler only calls async-signal-safe functions.
-    let _ = unsafe { sigaction(Signal::SIGBUS, &action) };
 }
 
 /// Reads a small file stored whole as a blob.
