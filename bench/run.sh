@@ -26,10 +26,15 @@ trap 'rm -rf "$WORK"' EXIT
 IMG=$WORK/image.raw
 BYTES=$((SIZE_MIB * 1024 * 1024))
 
-# A VM faults in fresh memory slowly the first time; touch what the run will need once, so the
-# first tool measured does not pay for it alone.
-dd if=/dev/zero of="$WORK/warm" bs=4M count=$((SIZE_MIB * 3 / 4)) status=none
-rm -f "$WORK/warm"
+# On a VM with free-page reporting (virtio-balloon), memory that the guest freed goes back to
+# the host within seconds, and touching it again costs ~3 s per GiB. Every step here writes new
+# data (chunks, archives, restored images) into tmpfs, so before each measured step the same
+# amount of memory is touched and freed: every tool starts from the same warm state, and the
+# figures measure the tools rather than the hypervisor.
+warm() {
+    dd if=/dev/zero of="$WORK/warm" bs=4M count=$((SIZE_MIB / 4)) status=none
+    rm -f "$WORK/warm"
+}
 
 echo "generating a ${SIZE_MIB} MiB image ..." >&2
 "$GEN" image "$IMG" "$SIZE_MIB" 1
@@ -39,6 +44,7 @@ RESULTS=()
 measure() {
     local label=$1
     shift
+    warm
     /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" >"$WORK/out" 2>"$WORK/err" || {
         echo "FAILED: $label" >&2
         cat "$WORK/err" >&2
