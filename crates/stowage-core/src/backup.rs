@@ -15,6 +15,9 @@ use stowage_types::Digest;
 use crate::chunk::zero_digest;
 use crate::{ChunkSink, PipelineError};
 
+/// Bytes of chunk buffers a backup aims to stay within (more only with very many threads).
+const MAX_BUFFER_BYTES: usize = 192 << 20;
+
 /// Chunk bookkeeping shared by all archives of one backup: what the previous snapshot already
 /// references, and which digests this backup has already handled.
 pub struct BackupSession {
@@ -75,6 +78,8 @@ pub struct ImageBackupStats {
 #[derive(Debug, Clone)]
 pub struct ImageBackup {
     pub digests: Vec<Digest>,
+    /// Length of each chunk, in order (all `chunk_size` but the last for fixed chunking).
+    pub lengths: Vec<u32>,
     pub size: u64,
     pub chunk_size: u64,
     pub stats: ImageBackupStats,
@@ -116,8 +121,9 @@ struct Done {
     outcome: Outcome,
 }
 
-/// Backs up one image read sequentially from `source`, cut into `chunk_size` chunks, with
-/// `threads` workers. Memory: about `(2 * threads + 2) * chunk_size` bytes of buffers.
+/// Backs up one stream read sequentially from `source` in chunks of at most `chunk_size` bytes
+/// (exactly that for images; content-defined for archives, see [`CdcSource`]), with `threads`
+/// workers. Memory: at most `2 * threads + 2` chunk buffers, fewer for big chunk sizes.
 pub fn backup_image(
     source: &mut dyn ImageSource,
     source_name: &str,
@@ -129,7 +135,8 @@ pub fn backup_image(
 ) -> Result<ImageBackup, PipelineError> {
     let started = Instant::now();
     let threads = threads.max(1);
-    let buffers = 2 * threads + 2;
+    // Buffers grow to the chunk size; keep the worst case bounded for big chunk sizes.
+    let buffers = (2 * threads + 2).min((MAX_BUFFER_BYTES / chunk_size).max(threads + 2));
     let zero = zero_digest(chunk_size);
     let cancel = AtomicBool::new(false);
 
@@ -183,11 +190,12 @@ pub fn backup_image(
             .join()
             .map_err(|_| PipelineError::Thread("reader panicked".into()))?;
         read_result?;
-        let (digests, mut stats) = collected?;
+        let (digests, lengths, mut stats) = collected?;
         stats.duration = started.elapsed();
         Ok(ImageBackup {
             size: stats.size,
             digests,
+            lengths,
             chunk_size: chunk_size as u64,
             stats,
         })
@@ -221,7 +229,7 @@ fn read_chunks(
         }
         let n = buf.len();
         counters.read.fetch_add(n as u64, Ordering::Relaxed);
-        if jobs.send(Job { index, buf }).is_err() || n < chunk_size {
+        if jobs.send(Job { index, buf }).is_err() {
             return Ok(());
         }
     }
@@ -294,19 +302,22 @@ impl<'a> Worker<'a> {
 }
 
 /// Puts the digests in order and adds up the statistics.
-fn collect(
-    done: &Receiver<Result<Done, PipelineError>>,
-) -> Result<(Vec<Digest>, ImageBackupStats), PipelineError> {
+type Collected = (Vec<Digest>, Vec<u32>, ImageBackupStats);
+
+fn collect(done: &Receiver<Result<Done, PipelineError>>) -> Result<Collected, PipelineError> {
     let mut digests: Vec<Digest> = Vec::new();
+    let mut lengths: Vec<u32> = Vec::new();
     let mut filled: Vec<bool> = Vec::new();
     let mut stats = ImageBackupStats::default();
     for result in done {
         let d = result?;
         if digests.len() <= d.index {
             digests.resize(d.index + 1, Digest::default());
+            lengths.resize(d.index + 1, 0);
             filled.resize(d.index + 1, false);
         }
         digests[d.index] = d.digest;
+        lengths[d.index] = d.len as u32;
         filled[d.index] = true;
         stats.size += d.len;
         stats.chunks += 1;
@@ -330,7 +341,7 @@ fn collect(
             "a chunk went missing in the pipeline".into(),
         ));
     }
-    Ok((digests, stats))
+    Ok((digests, lengths, stats))
 }
 
 #[cfg(test)]

@@ -5,8 +5,11 @@
 //! session are just different implementations of [`ChunkSink`] and [`ChunkSource`].
 
 mod backup;
+mod cdc;
 mod chunk;
 mod error;
+mod layout;
+mod pipe;
 mod restore;
 mod traits;
 
@@ -14,8 +17,11 @@ pub use backup::{
     backup_image, BackupCounters, BackupSession, ImageBackup, ImageBackupStats, ImageSource,
     StreamSource,
 };
+pub use cdc::CdcSource;
 pub use chunk::{decode_and_verify, zero_digest, ChunkCheckError};
 pub use error::{PipelineError, StoreError};
+pub use layout::ChunkLayout;
+pub use pipe::{pipe, PipeReader, PipeWriter};
 pub use restore::{restore_image, RestoreCounters, RestoreStats};
 pub use traits::{ChunkSink, ChunkSource, ImageTarget};
 

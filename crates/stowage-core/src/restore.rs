@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
-use stowage_format::{BlobDecoder, FixedIndex};
+use stowage_format::BlobDecoder;
 use stowage_types::Digest;
 
 use crate::chunk::{decode_and_verify, zero_digest};
-use crate::{ChunkSource, ImageTarget, PipelineError};
+use crate::{ChunkLayout, ChunkSource, ImageTarget, PipelineError};
 
 /// Live counters for a progress display.
 #[derive(Default)]
@@ -52,10 +52,10 @@ struct RepeatCache {
 }
 
 impl RepeatCache {
-    fn new(index: &FixedIndex, capacity: usize) -> Self {
+    fn new(index: &dyn ChunkLayout, capacity: usize) -> Self {
         let mut counts: HashMap<Digest, u32> = HashMap::new();
-        for d in &index.digests {
-            *counts.entry(*d).or_default() += 1;
+        for i in 0..index.chunk_count() {
+            *counts.entry(*index.chunk(i).2).or_default() += 1;
         }
         counts.retain(|_, n| *n > 1);
         RepeatCache {
@@ -91,10 +91,10 @@ impl RepeatCache {
 /// How many repeated chunks a restore keeps decoded.
 const REPEAT_CACHE_CHUNKS: usize = 8;
 
-/// Restores a fixed-index image into `target` with `threads` workers and at most `window` chunks
+/// Restores a stream (an image, or an archive's byte stream) into `target` with `threads` workers and at most `window` chunks
 /// in flight (memory: about `window * chunk_size`).
 pub fn restore_image(
-    index: &FixedIndex,
+    index: &dyn ChunkLayout,
     source: &dyn ChunkSource,
     target: &mut dyn ImageTarget,
     target_name: &str,
@@ -105,14 +105,12 @@ pub fn restore_image(
     let started = Instant::now();
     let threads = threads.max(1);
     let window = window.max(threads);
-    let chunk_size = index.chunk_size as usize;
-    let zero_full = zero_digest(chunk_size);
-    let (_, tail_len) = index.chunk_range(index.digests.len().saturating_sub(1));
-    let zero_tail = zero_digest(tail_len);
-    let is_zero_chunk = |i: usize, d: &Digest| {
-        let (_, len) = index.chunk_range(i);
-        (len == chunk_size && *d == zero_full) || (len == tail_len && *d == zero_tail)
-    };
+    let zero_digests: HashMap<usize, Digest> = index
+        .zero_lengths()
+        .into_iter()
+        .map(|len| (len, zero_digest(len)))
+        .collect();
+    let is_zero_chunk = |len: usize, d: &Digest| zero_digests.get(&len) == Some(d);
 
     let cache = RepeatCache::new(index, REPEAT_CACHE_CHUNKS);
     let (token_tx, token_rx) = bounded::<Vec<u8>>(window);
@@ -124,7 +122,7 @@ pub fn restore_image(
 
     std::thread::scope(|s| {
         s.spawn(move || {
-            for i in 0..index.digests.len() {
+            for i in 0..index.chunk_count() {
                 let Ok(buf) = token_rx.recv() else { return };
                 if job_tx.send((i, buf)).is_err() {
                     return;
@@ -159,10 +157,10 @@ pub fn restore_image(
 }
 
 fn fetch_worker(
-    index: &FixedIndex,
+    index: &dyn ChunkLayout,
     source: &dyn ChunkSource,
     cache: &RepeatCache,
-    is_zero_chunk: &dyn Fn(usize, &Digest) -> bool,
+    is_zero_chunk: &(dyn Fn(usize, &Digest) -> bool + Sync),
     jobs: Receiver<(usize, Vec<u8>)>,
     done: Sender<Result<Fetched, PipelineError>>,
     counters: &RestoreCounters,
@@ -176,9 +174,8 @@ fn fetch_worker(
     };
     let mut encoded = Vec::new();
     for (i, mut buf) in jobs {
-        let digest = &index.digests[i];
-        let (offset, len) = index.chunk_range(i);
-        let result = if is_zero_chunk(i, digest) {
+        let (offset, len, digest) = index.chunk(i);
+        let result = if is_zero_chunk(len, digest) {
             Ok(Fetched {
                 index: i,
                 piece: Piece::Zero,
@@ -236,7 +233,7 @@ fn fetch_one(
 }
 
 fn write_in_order(
-    index: &FixedIndex,
+    index: &dyn ChunkLayout,
     target: &mut dyn ImageTarget,
     target_name: &str,
     done: &Receiver<Result<Fetched, PipelineError>>,
@@ -250,13 +247,13 @@ fn write_in_order(
     let mut stats = RestoreStats::default();
     let mut pending: BTreeMap<usize, Piece> = BTreeMap::new();
     let mut next = 0usize;
-    while next < index.digests.len() {
+    while next < index.chunk_count() {
         let fetched = done
             .recv()
             .map_err(|_| PipelineError::Thread("restore workers stopped early".into()))??;
         pending.insert(fetched.index, fetched.piece);
         while let Some(piece) = pending.remove(&next) {
-            let (offset, len) = index.chunk_range(next);
+            let (offset, len, _) = index.chunk(next);
             let buf = match piece {
                 Piece::Zero => {
                     target.write_zeroes(offset, len as u64).map_err(write_err)?;
@@ -275,8 +272,8 @@ fn write_in_order(
             let _ = tokens.send(buf);
         }
     }
-    target.finish(index.size).map_err(write_err)?;
-    stats.size = index.size;
+    target.finish(index.total_size()).map_err(write_err)?;
+    stats.size = index.total_size();
     Ok(stats)
 }
 
@@ -288,6 +285,7 @@ mod tests {
     use std::io;
     use std::path::PathBuf;
     use std::sync::Mutex;
+    use stowage_format::FixedIndex;
 
     #[derive(Default)]
     struct MemStore(Mutex<HashMap<Digest, Vec<u8>>>, AtomicU64);

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use stowage_format::blob::{decode_blob, MAX_BLOB_SIZE};
 use stowage_format::manifest::MANIFEST_BLOB_NAME;
-use stowage_format::{sha256, FileEntry, FixedIndex, Manifest};
-use stowage_types::{ArchiveName, BackupGroup, BackupTime, BackupType, SnapshotRef};
+use stowage_format::{sha256, DynamicIndex, FileEntry, FixedIndex, IndexError, Manifest};
+use stowage_types::{ArchiveName, BackupGroup, BackupTime, BackupType, Digest, SnapshotRef};
 
 use crate::lock::GroupLock;
 use crate::{Datastore, DatastoreError};
@@ -160,21 +160,46 @@ impl Datastore {
         manifest: &Manifest,
         archive: &ArchiveName,
     ) -> Result<FixedIndex, DatastoreError> {
+        self.read_index(snapshot, manifest, archive, FixedIndex::decode, |i| {
+            (i.csum(), i.size)
+        })
+    }
+
+    /// Reads a dynamic index and checks its checksum and size against the manifest.
+    pub fn read_dynamic_index(
+        &self,
+        snapshot: &SnapshotRef,
+        manifest: &Manifest,
+        archive: &ArchiveName,
+    ) -> Result<DynamicIndex, DatastoreError> {
+        self.read_index(snapshot, manifest, archive, DynamicIndex::decode, |i| {
+            (i.csum(), i.size())
+        })
+    }
+
+    fn read_index<I>(
+        &self,
+        snapshot: &SnapshotRef,
+        manifest: &Manifest,
+        archive: &ArchiveName,
+        decode: fn(&[u8]) -> Result<I, IndexError>,
+        csum_and_size: fn(&I) -> (Digest, u64),
+    ) -> Result<I, DatastoreError> {
         let entry = Self::manifest_entry(snapshot, manifest, archive)?;
         let path = self.snapshot_dir(snapshot).join(&entry.filename);
         let raw = fs::read(&path).map_err(DatastoreError::read(&path))?;
         let what = || format!("index {}", path.display());
-        let index = FixedIndex::decode(&raw).map_err(|source| DatastoreError::Index {
+        let index = decode(&raw).map_err(|source| DatastoreError::Index {
             what: what(),
             source,
         })?;
-        let csum = index.csum();
-        if csum != entry.csum || index.size != entry.size {
+        let (csum, size) = csum_and_size(&index);
+        if csum != entry.csum || size != entry.size {
             return Err(DatastoreError::Mismatch {
                 what: what(),
                 detail: format!(
-                    "checksum {csum} and size {} against {} and {}",
-                    index.size, entry.csum, entry.size
+                    "checksum {csum} and size {size} against {} and {}",
+                    entry.csum, entry.size
                 ),
             });
         }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use stowage_core::{decode_and_verify, ChunkSource, StoreError};
+use stowage_core::{decode_and_verify, ChunkLayout, ChunkSource, StoreError};
 use stowage_format::BlobDecoder;
 use stowage_types::{ArchiveKind, ArchiveName, Digest, SnapshotRef};
 
@@ -104,29 +104,31 @@ impl Datastore {
                 Ok(n) => n,
                 Err(_) => continue, // not an archive we know how to check (yet)
             };
-            match name.kind() {
-                ArchiveKind::Image => match self.read_fixed_index(snapshot, &manifest, &name) {
-                    Ok(index) => {
-                        for (i, d) in index.digests.iter().enumerate() {
-                            let entry = refs
-                                .entry(*d)
-                                .or_insert((index.chunk_range(i).1, Vec::new()));
-                            if entry.1.last() != Some(&id) {
-                                entry.1.push(id);
-                            }
-                        }
-                    }
-                    Err(e) => errors.push(e.to_string()),
-                },
+            let index: Result<Box<dyn ChunkLayout>, _> = match name.kind() {
+                ArchiveKind::Image => self
+                    .read_fixed_index(snapshot, &manifest, &name)
+                    .map(|i| Box::new(i) as Box<dyn ChunkLayout>),
+                ArchiveKind::Pxar => self
+                    .read_dynamic_index(snapshot, &manifest, &name)
+                    .map(|i| Box::new(i) as Box<dyn ChunkLayout>),
                 ArchiveKind::Blob => {
                     if let Err(e) = self.read_blob_file(snapshot, &manifest, &name) {
                         errors.push(e.to_string());
                     }
+                    continue;
                 }
-                ArchiveKind::Pxar => errors.push(format!(
-                    "{}: dynamic archives are not verified yet",
-                    file.filename
-                )),
+            };
+            match index {
+                Ok(index) => {
+                    for i in 0..index.chunk_count() {
+                        let (_, len, digest) = index.chunk(i);
+                        let entry = refs.entry(*digest).or_insert((len, Vec::new()));
+                        if entry.1.last() != Some(&id) {
+                            entry.1.push(id);
+                        }
+                    }
+                }
+                Err(e) => errors.push(e.to_string()),
             }
         }
         errors

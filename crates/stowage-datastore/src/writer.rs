@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use stowage_format::blob::encode_uncompressed;
 use stowage_format::manifest::MANIFEST_BLOB_NAME;
-use stowage_format::{sha256, BlobEncoder, CryptMode, FileEntry, FixedIndex, Manifest};
+use stowage_format::{
+    sha256, BlobEncoder, CryptMode, DynamicIndex, FileEntry, FixedIndex, IndexError, Manifest,
+};
 use stowage_types::{ArchiveKind, ArchiveName, BackupGroup, BackupTime, Digest, SnapshotRef};
 
 use crate::lock::{GroupLock, StoreSharedLock};
@@ -139,7 +141,7 @@ impl SnapshotWriter<'_> {
         self.base.as_ref()
     }
 
-    /// Digests that the base snapshot's image archives reference: the store holds them already.
+    /// Digests that the base snapshot's indexes reference: the store holds them already.
     pub fn known_chunks(&self) -> HashSet<Digest> {
         let mut known = HashSet::new();
         let Some(base) = &self.base else {
@@ -152,10 +154,18 @@ impl SnapshotWriter<'_> {
             let Ok(name) = ArchiveName::parse(&file.filename) else {
                 continue;
             };
-            if name.kind() == ArchiveKind::Image {
-                if let Ok(index) = self.store.read_fixed_index(base, &manifest, &name) {
-                    known.extend(index.digests);
+            match name.kind() {
+                ArchiveKind::Image => {
+                    if let Ok(index) = self.store.read_fixed_index(base, &manifest, &name) {
+                        known.extend(index.digests);
+                    }
                 }
+                ArchiveKind::Pxar => {
+                    if let Ok(index) = self.store.read_dynamic_index(base, &manifest, &name) {
+                        known.extend(index.entries.into_iter().map(|(_, d)| d));
+                    }
+                }
+                ArchiveKind::Blob => {}
             }
         }
         known
@@ -178,25 +188,51 @@ impl SnapshotWriter<'_> {
         name: &ArchiveName,
         index: &FixedIndex,
     ) -> Result<(), DatastoreError> {
+        let bytes = index.encode();
+        self.add_index(name, bytes, index.csum(), index.size)
+    }
+
+    /// Writes a dynamic index (`<name>.tmp_didx`, then renamed) and records it in the manifest.
+    pub fn add_dynamic_index(
+        &mut self,
+        name: &ArchiveName,
+        index: &DynamicIndex,
+    ) -> Result<(), DatastoreError> {
+        let bytes = index.encode();
+        self.add_index(name, bytes, index.csum(), index.size())
+    }
+
+    fn add_index(
+        &mut self,
+        name: &ArchiveName,
+        bytes: Result<Vec<u8>, IndexError>,
+        csum: Digest,
+        size: u64,
+    ) -> Result<(), DatastoreError> {
         let stored = self.check_new_name(name)?;
-        let bytes = index.encode().map_err(|source| DatastoreError::Index {
+        let bytes = bytes.map_err(|source| DatastoreError::Index {
             what: format!("index {stored}"),
             source,
         })?;
         let path = self.dir.join(&stored);
-        let tmp = self.dir.join(stored.replace(".fidx", ".tmp_fidx"));
+        // `.img.fidx` is written as `.img.tmp_fidx`, `.pxar.didx` as `.pxar.tmp_didx`.
+        let (stem, ext) = stored.rsplit_once('.').unwrap_or((&stored, "idx"));
+        let tmp = self.dir.join(format!("{stem}.tmp_{ext}"));
         let write = || -> io::Result<()> {
             let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
             f.write_all(&bytes)?;
             f.sync_all()?;
             fs::rename(&tmp, &path)
         };
-        write().map_err(DatastoreError::write(&path))?;
+        if let Err(e) = write() {
+            let _ = fs::remove_file(&tmp);
+            return Err(DatastoreError::write(&path)(e));
+        }
         self.manifest.files.push(FileEntry {
             crypt_mode: CryptMode::None,
-            csum: index.csum(),
+            csum,
             filename: stored,
-            size: index.size,
+            size,
         });
         Ok(())
     }

@@ -1,0 +1,126 @@
+//! A bounded in-memory pipe between two threads: an encoder writes, the backup pipeline reads.
+
+use std::io::{self, Read, Write};
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+const PIECE: usize = 1 << 20;
+
+/// The writing end. Dropping it ends the stream; [`PipeWriter::fail`] ends it with an error.
+pub struct PipeWriter {
+    tx: Sender<io::Result<Vec<u8>>>,
+    piece: Vec<u8>,
+}
+
+/// The reading end.
+pub struct PipeReader {
+    rx: Receiver<io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    pos: usize,
+}
+
+/// A pipe holding at most `pieces` MiB in flight.
+pub fn pipe(pieces: usize) -> (PipeWriter, PipeReader) {
+    let (tx, rx) = bounded(pieces.max(1));
+    (
+        PipeWriter {
+            tx,
+            piece: Vec::with_capacity(PIECE),
+        },
+        PipeReader {
+            rx,
+            current: Vec::new(),
+            pos: 0,
+        },
+    )
+}
+
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "the reading side stopped")
+}
+
+impl PipeWriter {
+    /// Ends the stream with an error the reader will see.
+    pub fn fail(mut self, err: io::Error) {
+        let _ = self.flush_piece();
+        let _ = self.tx.send(Err(err));
+    }
+
+    fn flush_piece(&mut self) -> io::Result<()> {
+        if self.piece.is_empty() {
+            return Ok(());
+        }
+        let full = std::mem::replace(&mut self.piece, Vec::with_capacity(PIECE));
+        self.tx.send(Ok(full)).map_err(|_| closed())
+    }
+}
+
+impl Write for PipeWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(PIECE - self.piece.len());
+        self.piece.extend_from_slice(&data[..n]);
+        if self.piece.len() == PIECE {
+            self.flush_piece()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.flush_piece()
+    }
+}
+
+impl Drop for PipeWriter {
+    fn drop(&mut self) {
+        let _ = self.flush_piece();
+    }
+}
+
+impl Read for PipeReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() {
+            match self.rx.recv() {
+                Ok(Ok(piece)) => {
+                    self.current = piece;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.current.len() - self.pos);
+        out[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn carries_bytes_and_errors() {
+        let (mut w, mut r) = pipe(2);
+        let writer = std::thread::spawn(move || {
+            for i in 0..3000u32 {
+                w.write_all(&i.to_le_bytes().repeat(100)).unwrap();
+            }
+            w.fail(io::Error::other("walker failed"));
+        });
+        let mut got = Vec::new();
+        let err = r.read_to_end(&mut got).unwrap_err();
+        writer.join().unwrap();
+        assert_eq!(err.to_string(), "walker failed");
+        assert_eq!(got.len(), 3000 * 400);
+        assert_eq!(&got[400..404], &1u32.to_le_bytes());
+    }
+
+    #[test]
+    fn writer_sees_a_closed_reader() {
+        let (mut w, r) = pipe(1);
+        drop(r);
+        let big = vec![0u8; 4 * PIECE];
+        assert!(w.write_all(&big).is_err());
+    }
+}
