@@ -4,11 +4,13 @@
 //! input and return an error, never panic: the bytes may come from a damaged disk or a hostile peer.
 
 pub mod blob;
+pub mod catalog;
 pub mod dynamic_index;
 pub mod fixed_index;
 pub mod manifest;
 
 pub use blob::{BlobDecoder, BlobEncoder, BlobError, BlobKind};
+pub use catalog::{CatalogEntry, CatalogEntryKind, CatalogError, CatalogReader, CatalogWriter};
 pub use dynamic_index::DynamicIndex;
 pub use fixed_index::FixedIndex;
 pub use manifest::{CryptMode, FileEntry, Manifest, ManifestError};
