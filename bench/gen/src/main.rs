@@ -5,6 +5,10 @@
 //! extent (15%).
 //! `stowage-bench-gen mutate FILE PERCENT [SEED]` rewrites PERCENT % of the file's 1 MiB blocks
 //! with fresh text, in place: the "1% changed" step of an incremental backup.
+//! `stowage-bench-gen tree DIR [TOTAL_MIB [SEED]]` writes a file tree (see `tree.rs`);
+//! `stowage-bench-gen mutate-tree DIR PERCENT [SEED]` changes PERCENT % of its files.
+
+mod tree;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -14,10 +18,10 @@ const EXTENT: usize = 4 << 20;
 const BLOCK: usize = 1 << 20;
 
 /// splitmix64: small, fast, and the same on every machine.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -26,12 +30,12 @@ impl Rng {
     }
 }
 
-struct Text {
+pub(crate) struct Text {
     words: Vec<Vec<u8>>,
 }
 
 impl Text {
-    fn new(rng: &mut Rng) -> Self {
+    pub(crate) fn new(rng: &mut Rng) -> Self {
         let words = (0..8192)
             .map(|_| {
                 let len = 2 + (rng.next() % 9) as usize;
@@ -42,7 +46,7 @@ impl Text {
     }
 
     /// Fills `buf` with lines of words; common words are much more frequent than rare ones.
-    fn fill(&self, rng: &mut Rng, buf: &mut [u8]) {
+    pub(crate) fn fill(&self, rng: &mut Rng, buf: &mut [u8]) {
         let mut pos = 0;
         let mut in_line = 0;
         while pos < buf.len() {
@@ -65,7 +69,7 @@ impl Text {
     }
 }
 
-fn fill_random(rng: &mut Rng, buf: &mut [u8]) {
+pub(crate) fn fill_random(rng: &mut Rng, buf: &mut [u8]) {
     for chunk in buf.chunks_mut(8) {
         let v = rng.next().to_le_bytes();
         chunk.copy_from_slice(&v[..chunk.len()]);
@@ -129,8 +133,16 @@ fn main() -> ExitCode {
             let percent = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1.0);
             mutate(path, percent, num(4, 2))
         }
+        (Some("tree"), Some(dir)) => tree::generate(dir, num(3, 2048), num(4, 1)),
+        (Some("mutate-tree"), Some(dir)) => {
+            let percent = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1.0);
+            tree::mutate(dir, percent, num(4, 2))
+        }
         _ => {
-            eprintln!("usage: stowage-bench-gen image OUT [SIZE_MIB [SEED]] | mutate FILE [PERCENT [SEED]]");
+            eprintln!(
+                "usage: stowage-bench-gen image OUT [SIZE_MIB [SEED]] | mutate FILE [PERCENT [SEED]] \
+                 | tree DIR [TOTAL_MIB [SEED]] | mutate-tree DIR [PERCENT [SEED]]"
+            );
             return ExitCode::from(2);
         }
     };
