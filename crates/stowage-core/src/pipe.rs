@@ -4,6 +4,8 @@ use std::io::{self, Read, Write};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
+use crate::ImageTarget;
+
 const PIECE: usize = 1 << 20;
 
 /// The writing end. Dropping it ends the stream; [`PipeWriter::fail`] ends it with an error.
@@ -73,6 +75,28 @@ impl Write for PipeWriter {
 impl Drop for PipeWriter {
     fn drop(&mut self) {
         let _ = self.flush_piece();
+    }
+}
+
+/// A restored stream fed to a reader on another thread (an archive decoder): writes arrive in
+/// order, zero ranges are written out.
+impl ImageTarget for PipeWriter {
+    fn write_at(&mut self, _offset: u64, data: &[u8]) -> io::Result<()> {
+        self.write_all(data)
+    }
+
+    fn write_zeroes(&mut self, _offset: u64, mut len: u64) -> io::Result<()> {
+        let zeros = [0u8; 64 * 1024];
+        while len > 0 {
+            let n = len.min(zeros.len() as u64) as usize;
+            self.write_all(&zeros[..n])?;
+            len -= n as u64;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, _size: u64) -> io::Result<()> {
+        self.flush_piece()
     }
 }
 
