@@ -31,3 +31,20 @@ pub trait ImageTarget {
     /// All data is written; the image is `size` bytes long. Make it durable.
     fn finish(&mut self, size: u64) -> io::Result<()>;
 }
+
+/// A small stream restored into memory (a catalog): writes arrive in order.
+impl ImageTarget for Vec<u8> {
+    fn write_at(&mut self, _offset: u64, data: &[u8]) -> io::Result<()> {
+        self.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn write_zeroes(&mut self, _offset: u64, len: u64) -> io::Result<()> {
+        self.resize(self.len() + len as usize, 0);
+        Ok(())
+    }
+
+    fn finish(&mut self, _size: u64) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -8,7 +8,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     version,
     about = "Fast, deduplicating backups in Proxmox Backup Server's datastore format",
     after_help = "Exit codes: 0 ok, 1 internal error, 2 usage, 3 datastore missing or locked, \
-4 source unreadable, 5 target not writable, 6 not found, 8 verification failed, \
+4 source unreadable, 5 target not writable, 6 not found, 7 backup partial (some files unreadable), \
+8 verification failed, \
 10 archive/index write failed, 11 compression failed, 12 not enough space."
 )]
 pub struct Cli {
@@ -72,6 +73,23 @@ pub enum Command {
     },
     /// Check every chunk, index and blob of snapshots; exits 8 when anything is bad
     Verify(VerifyArgs),
+    /// Print one file of a file-tree archive to stdout
+    Cat {
+        /// TYPE/ID/TIME, or TYPE/ID for the newest
+        snapshot: String,
+        /// Archive name, for example root.pxar
+        archive: String,
+        /// Path of the file inside the archive, for example /etc/hostname
+        path: String,
+    },
+    /// List the files of a snapshot's file-tree archives from its catalog
+    Catalog {
+        /// TYPE/ID/TIME, or TYPE/ID for the newest
+        snapshot: String,
+        /// Only paths matching this glob (`*`, `?`, `**`, `[a-z]`), e.g. 'root.pxar.didx/etc/**'
+        #[arg(long, value_name = "GLOB")]
+        find: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -82,7 +100,8 @@ pub enum DatastoreCommand {
 
 #[derive(Args, Debug)]
 pub struct BackupArgs {
-    /// NAME.img:PATH (image file, block device or '-' for stdin), NAME.conf:FILE or NAME.log:FILE
+    /// NAME.img:PATH (image file, block device or '-' for stdin), NAME.pxar:DIR (a directory
+    /// tree), NAME.conf:FILE or NAME.log:FILE
     #[arg(required = true, value_name = "SPEC")]
     pub specs: Vec<String>,
     /// vm, ct or host
@@ -94,6 +113,12 @@ pub struct BackupArgs {
     /// Snapshot time, as Unix seconds or RFC 3339 (UTC) [default: now]
     #[arg(long)]
     pub backup_time: Option<String>,
+    /// Leave out entries matching this gitignore-style pattern (repeatable; .pxar archives)
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// Do not descend into other mounted file systems (.pxar archives)
+    #[arg(long)]
+    pub one_file_system: bool,
 }
 
 #[derive(Args, Debug)]
@@ -104,9 +129,13 @@ pub struct RestoreArgs {
     pub archive: String,
     /// File, block device, or '-' for stdout
     pub target: String,
-    /// Replace an existing regular file
+    /// Replace an existing regular file (images) or existing entries (file-tree archives)
     #[arg(long)]
     pub overwrite: bool,
+    /// Restore only entries matching this path or glob, and all below them (repeatable;
+    /// file-tree archives)
+    #[arg(long, value_name = "PATH_OR_GLOB")]
+    pub include: Vec<String>,
 }
 
 #[derive(Args, Debug)]

@@ -3,10 +3,13 @@
 
 use stowage_core::{PipelineError, StoreError};
 use stowage_datastore::DatastoreError;
-use stowage_format::{BlobError, ManifestError};
+use stowage_format::{BlobError, CatalogError, ManifestError};
 use stowage_types::{ErrorClass, NameError};
 
 pub const OK: i32 = 0;
+/// A file-tree backup completed, but some entries vanished or could not be read (each was
+/// reported); the snapshot holds everything else.
+pub const PARTIAL: i32 = 7;
 
 pub fn code(class: ErrorClass) -> i32 {
     match class {
@@ -72,6 +75,24 @@ fn class_of(cause: &(dyn std::error::Error + 'static)) -> Option<ErrorClass> {
         return Some(e.class());
     }
     if let Some(e) = cause.downcast_ref::<NameError>() {
+        return Some(e.class());
+    }
+    if let Some(e) = cause.downcast_ref::<CatalogError>() {
+        return Some(e.class());
+    }
+    if let Some(e) = cause.downcast_ref::<stowage_fs::CreateError>() {
+        return Some(e.class());
+    }
+    if let Some(e) = cause.downcast_ref::<stowage_fs::RestoreError>() {
+        return Some(e.class());
+    }
+    if let Some(e) = cause.downcast_ref::<stowage_fs::CaptureError>() {
+        return Some(e.class());
+    }
+    if let Some(e) = cause.downcast_ref::<stowage_archive::DecodeError>() {
+        return Some(e.class());
+    }
+    if let Some(e) = cause.downcast_ref::<stowage_archive::EncodeError>() {
         return Some(e.class());
     }
     cause

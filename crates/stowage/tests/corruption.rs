@@ -368,7 +368,6 @@ fn malformed_arguments_are_usage_errors() {
         vec![format!(".img:{img}")],
         vec!["drive-scsi0.img:".into()],
         vec![format!("../x.img:{img}")],
-        vec![format!("root.pxar:{img}")],
         // Backup ids and types, and times.
         vec![spec.clone(), "--backup-id=a/b".into()],
         vec![spec.clone(), "--backup-id=.hidden".into()],
@@ -394,6 +393,15 @@ fn malformed_arguments_are_usage_errors() {
         run.expect_code(2);
         run.single_error_line();
     }
+    // A file-tree archive needs a directory: a file is an unreadable source.
+    let run = store.run([
+        "backup".to_string(),
+        format!("root.pxar:{img}"),
+        "--backup-type=host".into(),
+        "--backup-id=h".into(),
+    ]);
+    run.expect_code(4);
+    run.single_error_line();
     assert!(store.snapshot_names(None).is_empty());
     assert_eq!(store.chunk_count(), 0);
 

@@ -1,6 +1,8 @@
 //! One file per verb.
 
 mod backup;
+mod cat;
+mod catalog;
 mod datastore;
 mod files;
 mod forget;
@@ -26,6 +28,12 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Files { snapshot } => files::run(g, &snapshot),
         Command::Forget { snapshot } => forget::run(g, &snapshot),
         Command::Verify(args) => verify::run(g, args),
+        Command::Cat {
+            snapshot,
+            archive,
+            path,
+        } => cat::run(g, &snapshot, &archive, &path),
+        Command::Catalog { snapshot, find } => catalog::run(g, &snapshot, find.as_deref()),
     }
 }
 

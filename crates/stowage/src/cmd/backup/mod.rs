@@ -1,22 +1,26 @@
-//! `stowage backup`: one snapshot of one or more images and small files.
+//! `stowage backup`: one snapshot of images, directory trees and small files.
+
+mod image;
+mod summary;
+mod tree;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
 use serde_json::json;
-use stowage_core::{backup_image, BackupCounters, BackupSession, ImageBackupStats};
-use stowage_format::fixed_index::DEFAULT_CHUNK_SIZE;
-use stowage_format::FixedIndex;
+use stowage_core::{backup_image, BackupCounters, BackupSession, ImageBackup, ImageSource};
+use stowage_datastore::Datastore;
+use stowage_format::CatalogWriter;
 use stowage_types::{ArchiveKind, ArchiveName, BackupGroup, BackupTime, ErrorClass};
 
 use crate::cli::{BackupArgs, GlobalOpts, OutputFormat};
-use crate::exit::{fail, OK};
-use crate::output::{bytes, percent, print_json, rate};
+use crate::exit::{fail, OK, PARTIAL};
+use crate::output::{bytes, print_json, rate};
 use crate::progress::Reporter;
 use crate::{repo, source};
+use summary::{ratio, Totals};
 
 /// Largest file stored whole as a blob.
 const BLOB_LIMIT: u64 = 16 * 1024 * 1024;
@@ -30,14 +34,14 @@ fn parse_spec(spec: &str) -> Result<Spec> {
     let (name, path) = spec.split_once(':').ok_or_else(|| {
         fail(
             ErrorClass::Usage,
-            format!("backup spec '{spec}' must look like NAME.img:PATH or NAME.conf:FILE"),
+            format!("backup spec '{spec}' must look like NAME.img:PATH, NAME.pxar:DIR or NAME.conf:FILE"),
         )
     })?;
     let name = ArchiveName::parse(name)?;
-    if name.kind() == ArchiveKind::Pxar {
+    if name.kind() == ArchiveKind::Pxar && !name.user_name().ends_with(".pxar") {
         return Err(fail(
             ErrorClass::Usage,
-            format!("{name}: file-tree (.pxar) backups are not supported yet"),
+            format!("{name}: name a file-tree archive NAME.pxar"),
         ));
     }
     if path.is_empty() {
@@ -59,86 +63,78 @@ fn parse_time(text: &str) -> Result<BackupTime> {
     }
 }
 
-#[derive(Serialize)]
-struct ArchiveSummary {
-    archive: String,
-    source: String,
-    size: u64,
-    chunks: u64,
-    zero_bytes: u64,
-    reused_bytes: u64,
-    new_bytes: u64,
-    new_chunks: u64,
-    written_bytes: u64,
-    compression_ratio: f64,
-    duration_s: f64,
-    throughput_bps: f64,
-}
-
-impl ArchiveSummary {
-    fn new(archive: &ArchiveName, source: &str, s: &ImageBackupStats) -> Self {
-        let secs = s.duration.as_secs_f64();
-        ArchiveSummary {
-            archive: archive.to_string(),
-            source: source.to_string(),
-            size: s.size,
-            chunks: s.chunks,
-            zero_bytes: s.zero_bytes,
-            reused_bytes: s.reused_bytes,
-            new_bytes: s.new_bytes,
-            new_chunks: s.new_chunks,
-            written_bytes: s.written_bytes,
-            compression_ratio: ratio(s.new_bytes, s.written_bytes),
-            duration_s: secs,
-            throughput_bps: if secs > 0.0 {
-                s.size as f64 / secs
-            } else {
-                0.0
-            },
-        }
-    }
-
-    fn print_text(&self) {
-        let a = &self.archive;
-        println!(
-            "{a}: {} in {:.2} s ({}), {} chunks",
-            bytes(self.size),
-            self.duration_s,
-            rate(self.size, self.duration_s),
-            self.chunks
-        );
-        println!(
-            "{a}: sparse/zero data {} ({:.1}%)",
-            bytes(self.zero_bytes),
-            percent(self.zero_bytes, self.size)
-        );
-        println!(
-            "{a}: reused {} ({:.1}%)",
-            bytes(self.reused_bytes),
-            percent(self.reused_bytes, self.size)
-        );
-        println!(
-            "{a}: new data {} written as {} (compression {:.2}x)",
-            bytes(self.new_bytes),
-            bytes(self.written_bytes),
-            self.compression_ratio
-        );
-    }
-}
-
-fn ratio(plain: u64, encoded: u64) -> f64 {
-    if encoded == 0 {
-        1.0
-    } else {
-        plain as f64 / encoded as f64
-    }
-}
-
 fn hostname() -> String {
     nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "localhost".into())
+}
+
+/// A source opened before the snapshot is started, so a typo costs nothing.
+enum Planned<'a> {
+    Image(&'a Spec, source::Source),
+    Tree(&'a Spec, Box<stowage_fs::Captured>),
+    Blob(&'a Spec, Vec<u8>),
+}
+
+fn plan(specs: &[Spec]) -> Result<Vec<Planned<'_>>> {
+    specs
+        .iter()
+        .map(|spec| {
+            Ok(match spec.name.kind() {
+                ArchiveKind::Image => Planned::Image(spec, source::open(&spec.path)?),
+                ArchiveKind::Pxar => Planned::Tree(spec, Box::new(tree::open_root(&spec.path)?)),
+                ArchiveKind::Blob => {
+                    Planned::Blob(spec, source::read_small_file(&spec.path, BLOB_LIMIT)?)
+                }
+            })
+        })
+        .collect()
+}
+
+/// What every archive of one backup shares.
+pub(super) struct Ctx<'a> {
+    g: &'a GlobalOpts,
+    store: &'a Datastore,
+    session: &'a BackupSession,
+    threads: usize,
+}
+
+impl Ctx<'_> {
+    /// Runs the chunk pipeline over one source with a progress display.
+    fn run_pipeline(
+        &self,
+        label: &str,
+        total: Option<u64>,
+        source: &mut dyn ImageSource,
+        source_name: &str,
+        chunk_size: usize,
+    ) -> Result<ImageBackup> {
+        let counters = Arc::new(BackupCounters::default());
+        let probe = counters.clone();
+        let reporter = Reporter::start(
+            label.to_string(),
+            total,
+            Box::new(move || {
+                (
+                    probe.read.load(Ordering::Relaxed),
+                    probe.written.load(Ordering::Relaxed),
+                )
+            }),
+            !self.g.quiet,
+        );
+        let result = backup_image(
+            source,
+            source_name,
+            self.store.chunk_store(),
+            self.session,
+            chunk_size,
+            self.threads,
+            &counters,
+        );
+        reporter.finish();
+        result.with_context(|| format!("backup of {label} failed"))
+    }
 }
 
 pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
@@ -151,15 +147,8 @@ pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
     let id = args.backup_id.clone().unwrap_or_else(hostname);
     let group = BackupGroup::new(args.backup_type.parse()?, &id)?;
     let time = args.backup_time.as_deref().map(parse_time).transpose()?;
-    // Open every source before anything is written, so a typo costs nothing.
-    let mut sources = Vec::new();
-    let mut blobs = Vec::new();
-    for spec in &specs {
-        match spec.name.kind() {
-            ArchiveKind::Image => sources.push((spec, source::open(&spec.path)?)),
-            _ => blobs.push((spec, source::read_small_file(&spec.path, BLOB_LIMIT)?)),
-        }
-    }
+    let mut tree_options = tree::options(&args)?;
+    let planned = plan(&specs)?;
 
     let store = repo::open(g)?;
     let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
@@ -179,63 +168,53 @@ pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
             session.known_count()
         );
     }
-    let threads = super::threads(g);
+    let ctx = Ctx {
+        g,
+        store: &store,
+        session: &session,
+        threads: super::threads(g),
+    };
+    let has_tree = planned.iter().any(|p| matches!(p, Planned::Tree(..)));
+    let mut catalog = match has_tree {
+        true => Some(CatalogWriter::new(Vec::new())?),
+        false => None,
+    };
     let mut summaries = Vec::new();
-    for (spec, mut src) in sources {
-        let counters = Arc::new(BackupCounters::default());
-        let probe_counters = counters.clone();
-        let reporter = Reporter::start(
-            spec.name.to_string(),
-            src.size,
-            Box::new(move || {
-                (
-                    probe_counters.read.load(Ordering::Relaxed),
-                    probe_counters.written.load(Ordering::Relaxed),
-                )
-            }),
-            !g.quiet,
-        );
-        let result = backup_image(
-            &mut *src.reader,
-            &src.name,
-            store.chunk_store(),
-            &session,
-            DEFAULT_CHUNK_SIZE as usize,
-            threads,
-            &counters,
-        );
-        reporter.finish();
-        let image = result.with_context(|| format!("backup of {} failed", spec.name))?;
-        if image.size == 0 {
-            return Err(fail(
-                ErrorClass::Source,
-                format!("source {} is empty; nothing to back up", src.name),
-            ));
-        }
-        let index = FixedIndex {
-            uuid: *uuid::Uuid::new_v4().as_bytes(),
-            ctime: BackupTime::now().epoch(),
-            size: image.size,
-            chunk_size: image.chunk_size,
-            digests: image.digests,
+    let mut blobs = Vec::new();
+    let mut warnings = 0;
+    for item in planned {
+        let summary = match item {
+            Planned::Image(spec, src) => {
+                let (index, summary) = image::backup(&ctx, &spec.name, src)?;
+                writer.add_fixed_index(&spec.name, &index)?;
+                summary
+            }
+            Planned::Tree(spec, root) => {
+                let (index, summary) =
+                    tree::backup(&ctx, spec, *root, catalog.as_mut(), &mut tree_options)?;
+                warnings += summary.tree.as_ref().map(|t| t.warnings).unwrap_or(0);
+                writer.add_dynamic_index(&spec.name, &index)?;
+                summary
+            }
+            Planned::Blob(spec, data) => {
+                writer.add_blob(&spec.name, &data)?;
+                if talk {
+                    let size = bytes(data.len() as u64);
+                    println!("{}: stored {size} from {}", spec.name, spec.path);
+                }
+                blobs.push(json!({"archive": spec.name.to_string(), "size": data.len()}));
+                continue;
+            }
         };
-        writer.add_fixed_index(&spec.name, &index)?;
-        let summary = ArchiveSummary::new(&spec.name, &src.name, &image.stats);
         if talk {
             summary.print_text();
         }
         summaries.push(summary);
     }
-    for (spec, data) in &blobs {
-        writer.add_blob(&spec.name, data)?;
-        if talk {
-            println!(
-                "{}: stored {} from {}",
-                spec.name,
-                bytes(data.len() as u64),
-                spec.path
-            );
-        }
+    if let Some(catalog) = catalog {
+        let name = ArchiveName::parse("catalog.pcat1")?;
+        let index = tree::store_catalog(&ctx, catalog)?;
+        writer.add_dynamic_index(&name, &index)?;
     }
     let totals = Totals::of(&summaries);
     let mut unprotected = serde_json::Map::new();
@@ -253,50 +232,30 @@ pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
     let report = json!({
         "snapshot": snapshot.to_string(),
         "archives": summaries,
-        "blobs": blobs.iter().map(|(s, d)| json!({"archive": s.name.to_string(), "size": d.len()})).collect::<Vec<_>>(),
+        "blobs": blobs,
         "size": totals.size,
         "zero_bytes": totals.zero_bytes,
         "reused_bytes": totals.reused_bytes,
         "new_bytes": totals.new_bytes,
         "written_bytes": totals.written_bytes,
         "compression_ratio": ratio(totals.new_bytes, totals.written_bytes),
+        "warnings": warnings,
         "duration_s": secs,
         "throughput_bps": if secs > 0.0 { totals.size as f64 / secs } else { 0.0 },
     });
     if !print_json(g.output_format, &report)? {
         println!("Snapshot: {snapshot}");
         println!(
-            "Duration: {secs:.2} s, {} of images at {}",
+            "Duration: {secs:.2} s, {} of archives at {}",
             bytes(totals.size),
             rate(totals.size, secs)
         );
     }
-    Ok(OK)
-}
-
-#[derive(Default)]
-struct Totals {
-    size: u64,
-    chunks: u64,
-    zero_bytes: u64,
-    reused_bytes: u64,
-    new_bytes: u64,
-    new_chunks: u64,
-    written_bytes: u64,
-}
-
-impl Totals {
-    fn of(summaries: &[ArchiveSummary]) -> Totals {
-        let mut t = Totals::default();
-        for s in summaries {
-            t.size += s.size;
-            t.chunks += s.chunks;
-            t.zero_bytes += s.zero_bytes;
-            t.reused_bytes += s.reused_bytes;
-            t.new_bytes += s.new_bytes;
-            t.new_chunks += s.new_chunks;
-            t.written_bytes += s.written_bytes;
+    if warnings > 0 {
+        if !g.quiet {
+            eprintln!("warning: {warnings} entries could not be backed up (see above); the snapshot is partial");
         }
-        t
+        return Ok(PARTIAL);
     }
+    Ok(OK)
 }

@@ -1,4 +1,7 @@
-//! `stowage restore`: an image to a file, block device or stdout; a blob to a file or stdout.
+//! `stowage restore`: an image to a file, block device or stdout; a blob to a file or stdout;
+//! a file-tree archive into a directory.
+
+mod tree;
 
 use std::io::Write;
 use std::sync::atomic::Ordering;
@@ -37,10 +40,57 @@ pub fn run(g: &GlobalOpts, args: RestoreArgs) -> Result<i32> {
             t.commit().map_err(write_err)?;
             Ok(OK)
         }
-        ArchiveKind::Pxar => Err(fail(
-            ErrorClass::Usage,
-            format!("{archive}: file-tree archives cannot be restored yet"),
-        )),
+        ArchiveKind::Pxar => {
+            let index = store.read_dynamic_index(&snapshot, &manifest, &archive)?;
+            let counters = Arc::new(RestoreCounters::default());
+            let probe = counters.clone();
+            let reporter = Reporter::start(
+                format!("restore {archive}"),
+                Some(index.size()),
+                Box::new(move || {
+                    (
+                        probe.done.load(Ordering::Relaxed),
+                        probe.read.load(Ordering::Relaxed),
+                    )
+                }),
+                !g.quiet,
+            );
+            let started = std::time::Instant::now();
+            let to = tree::TreeTarget {
+                target: &args.target,
+                overwrite: args.overwrite,
+                includes: &args.include,
+            };
+            let result = tree::restore(
+                &store,
+                &index,
+                archive.user_name(),
+                to,
+                super::threads(g),
+                &counters,
+            );
+            reporter.finish();
+            let entries =
+                result.with_context(|| format!("restore of {snapshot} {archive} failed"))?;
+            let secs = started.elapsed().as_secs_f64();
+            let report = json!({
+                "snapshot": snapshot.to_string(),
+                "archive": archive.to_string(),
+                "target": args.target,
+                "entries": entries,
+                "size": index.size(),
+                "duration_s": secs,
+            });
+            if !crate::output::print_json(g.output_format, &report)? {
+                println!(
+                    "restored {snapshot} {archive} to {}: {entries} entries, {} of archive in {secs:.2} s ({})",
+                    args.target,
+                    bytes(index.size()),
+                    rate(index.size(), secs)
+                );
+            }
+            Ok(OK)
+        }
         ArchiveKind::Image => {
             let index = store.read_fixed_index(&snapshot, &manifest, &archive)?;
             let mut t = target::open(&args.target, index.size, args.overwrite)?;

@@ -1,0 +1,354 @@
+//! Reading what pxar records about one directory entry from the live file system, strictly
+//! relative to an open directory (so paths longer than `PATH_MAX` work and no symlink on the way
+//! is followed).
+
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::Path;
+
+use nix::dir::Dir;
+use nix::errno::Errno;
+use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
+use nix::sys::stat::{fstat, fstatat, major, minor, FileStat, Mode};
+use stowage_archive::{Device, FileType, Metadata, Mtime, Stat, Xattr};
+
+use crate::error::CaptureError;
+use crate::posix_acl::{self, ACCESS_XATTR, DEFAULT_XATTR};
+use crate::xattr::{self, Handle, CAPABILITY_XATTR};
+
+/// One captured directory entry.
+#[derive(Debug)]
+pub struct Captured {
+    /// Stat (full mode, uid, gid, mtime with nanoseconds), xattrs in kernel order, ACL, fcaps.
+    /// `stat.flags` (chattr) and `quota_project_id` are not captured.
+    pub metadata: Metadata,
+    pub file_type: FileType,
+    /// Content size of a regular file; 0 for every other type.
+    pub size: u64,
+    /// Target bytes of a symlink.
+    pub symlink_target: Option<Vec<u8>>,
+    /// Device numbers of a block or character device.
+    pub device: Option<Device>,
+    /// Device of the file system holding the entry (one-file-system, hardlink detection).
+    pub dev: u64,
+    /// Inode number (hardlink detection).
+    pub ino: u64,
+    /// Link count (a regular file with more than one link may be a hardlink).
+    pub nlink: u64,
+    /// Status-change time (change detection), same normalisation as mtime.
+    pub ctime: Mtime,
+    /// The open entry, for regular files (to read the content) and directories (to list and
+    /// capture the children); `None` for every other type.
+    pub fd: Option<OwnedFd>,
+}
+
+/// Captures the entry `name` of the directory `dir` without following it if it is a symlink.
+///
+/// Regular files and directories are opened (`O_NOATIME` when permitted) and returned in
+/// [`Captured::fd`]; their stat is taken from the open descriptor, so it describes what will be
+/// read. An entry that vanished gives [`CaptureError::Vanished`], one that may not be read
+/// [`CaptureError::PermissionDenied`]; a file system without extended attributes is not an
+/// error.
+pub fn capture(dir: BorrowedFd<'_>, name: &OsStr) -> Result<Captured, CaptureError> {
+    let path = Path::new(name);
+    let st = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+        .map_err(|e| CaptureError::from_errno(path, "stat", e))?;
+    let file_type = file_type_of(&st, path)?;
+    let (fd, st) = match file_type {
+        FileType::Regular | FileType::Directory => {
+            let fd = open_entry(dir, name, file_type)?;
+            let now = fstat(&fd).map_err(|e| CaptureError::from_errno(path, "stat", e))?;
+            same_entry(&st, &now, path)?;
+            (Some(fd), now)
+        }
+        _ => (None, st),
+    };
+    let raw = match &fd {
+        Some(fd) => read_xattrs(Handle::Fd(fd.as_fd()), path)?,
+        None => special_xattrs(dir, name, &st, path)?,
+    };
+    let acl = posix_acl::acl_from_xattrs(raw.acl_access.as_deref(), raw.acl_default.as_deref())
+        .map_err(|source| CaptureError::Acl {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let symlink_target = match file_type {
+        FileType::Symlink => Some(read_link(dir, name, path)?),
+        _ => None,
+    };
+    let metadata = Metadata {
+        stat: stat_of(&st),
+        xattrs: raw.xattrs,
+        acl,
+        fcaps: raw.fcaps,
+        quota_project_id: None,
+    };
+    Ok(Captured {
+        metadata,
+        file_type,
+        size: if file_type == FileType::Regular {
+            st.st_size as u64
+        } else {
+            0
+        },
+        symlink_target,
+        device: file_type.is_device().then(|| Device {
+            major: major(st.st_rdev),
+            minor: minor(st.st_rdev),
+        }),
+        dev: st.st_dev,
+        ino: st.st_ino,
+        nlink: st.st_nlink,
+        ctime: time(st.st_ctime, st.st_ctime_nsec),
+        fd,
+    })
+}
+
+/// The entries of the directory open at `dir`, without `.` and `..`, sorted by their raw bytes
+/// (the order pxar requires). Reads through a fresh descriptor, so `dir` is not consumed.
+pub fn read_dir_sorted(dir: BorrowedFd<'_>) -> Result<Vec<OsString>, CaptureError> {
+    let here = Path::new(".");
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let mut d = Dir::openat(dir, ".", flags, Mode::empty())
+        .map_err(|e| CaptureError::from_errno(here, "open directory", e))?;
+    let mut names = Vec::new();
+    for entry in d.iter() {
+        let entry = entry.map_err(|e| CaptureError::from_errno(here, "list directory", e))?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            names.push(OsString::from_vec(name.to_vec()));
+        }
+    }
+    names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    Ok(names)
+}
+
+fn time(secs: i64, nanos: i64) -> Mtime {
+    Mtime::from_nanos(i128::from(secs) * 1_000_000_000 + i128::from(nanos))
+}
+
+fn stat_of(st: &FileStat) -> Stat {
+    Stat {
+        mode: u64::from(st.st_mode),
+        flags: 0,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        mtime: time(st.st_mtime, st.st_mtime_nsec),
+    }
+}
+
+fn file_type_of(st: &FileStat, path: &Path) -> Result<FileType, CaptureError> {
+    let mode = u64::from(st.st_mode);
+    FileType::from_mode(mode).ok_or_else(|| CaptureError::UnknownType {
+        path: path.to_path_buf(),
+        mode,
+    })
+}
+
+/// Fails with [`CaptureError::Changed`] unless both stats describe the same inode and type.
+fn same_entry(before: &FileStat, now: &FileStat, path: &Path) -> Result<(), CaptureError> {
+    let same = before.st_dev == now.st_dev
+        && before.st_ino == now.st_ino
+        && (before.st_mode & libc::S_IFMT) == (now.st_mode & libc::S_IFMT);
+    if same {
+        Ok(())
+    } else {
+        Err(CaptureError::Changed {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+/// Opens a regular file or directory for reading, without following a symlink, with
+/// `O_NOATIME` when permitted (it is only for the owner or `CAP_FOWNER`).
+fn open_entry(dir: BorrowedFd<'_>, name: &OsStr, ft: FileType) -> Result<OwnedFd, CaptureError> {
+    let mut flags = OFlag::O_RDONLY
+        | OFlag::O_NOFOLLOW
+        | OFlag::O_CLOEXEC
+        | OFlag::O_NOCTTY
+        | OFlag::O_NONBLOCK;
+    if ft == FileType::Directory {
+        flags |= OFlag::O_DIRECTORY;
+    }
+    let result = match openat(dir, name, flags | OFlag::O_NOATIME, Mode::empty()) {
+        Err(Errno::EPERM) => openat(dir, name, flags, Mode::empty()),
+        other => other,
+    };
+    result.map_err(|e| match e {
+        // Replaced by a symlink (O_NOFOLLOW) or by a non-directory since the stat.
+        Errno::ELOOP | Errno::ENOTDIR => CaptureError::Changed {
+            path: Path::new(name).to_path_buf(),
+        },
+        _ => CaptureError::from_errno(Path::new(name), "open", e),
+    })
+}
+
+fn read_link(dir: BorrowedFd<'_>, name: &OsStr, path: &Path) -> Result<Vec<u8>, CaptureError> {
+    match readlinkat(dir, name) {
+        Ok(target) => Ok(target.into_vec()),
+        // EINVAL: no longer a symlink.
+        Err(Errno::EINVAL) => Err(CaptureError::Changed {
+            path: path.to_path_buf(),
+        }),
+        Err(e) => Err(CaptureError::from_errno(path, "read symlink", e)),
+    }
+}
+
+/// Extended attributes of one inode, split the way pxar stores them.
+#[derive(Debug, Default)]
+struct RawXattrs {
+    xattrs: Vec<Xattr>,
+    acl_access: Option<Vec<u8>>,
+    acl_default: Option<Vec<u8>>,
+    fcaps: Option<Vec<u8>>,
+}
+
+fn read_xattrs(h: Handle<'_>, path: &Path) -> Result<RawXattrs, CaptureError> {
+    let io_err = |op, source| CaptureError::Io {
+        path: path.to_path_buf(),
+        op,
+        source,
+    };
+    let names = match xattr::list(h) {
+        Ok(names) => names,
+        Err(e) if xattr::is_unsupported(&e) => return Ok(RawXattrs::default()),
+        Err(e) => return Err(io_err("list extended attributes of", e)),
+    };
+    let mut raw = RawXattrs::default();
+    for name in names {
+        let archived = xattr::is_archived_xattr(&name);
+        let wanted =
+            archived || name == ACCESS_XATTR || name == DEFAULT_XATTR || name == CAPABILITY_XATTR;
+        if !wanted {
+            continue;
+        }
+        let value = match xattr::get(h, &name) {
+            Ok(Some(v)) => v,
+            Ok(None) => continue, // removed since it was listed
+            Err(e) => return Err(io_err("read extended attributes of", e)),
+        };
+        match name.as_slice() {
+            ACCESS_XATTR => raw.acl_access = Some(value),
+            DEFAULT_XATTR => raw.acl_default = Some(value),
+            CAPABILITY_XATTR => raw.fcaps = Some(value),
+            _ => raw.xattrs.push(Xattr { name, value }),
+        }
+    }
+    Ok(raw)
+}
+
+/// Extended attributes of an entry that is not opened for I/O, through an `O_PATH` descriptor
+/// checked to be the inode that was stat-ed. Without `/proc` they are skipped.
+fn special_xattrs(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    st: &FileStat,
+    path: &Path,
+) -> Result<RawXattrs, CaptureError> {
+    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = openat(dir, name, flags, Mode::empty())
+        .map_err(|e| CaptureError::from_errno(path, "open", e))?;
+    let now = fstat(&fd).map_err(|e| CaptureError::from_errno(path, "stat", e))?;
+    same_entry(st, &now, path)?;
+    match read_xattrs(Handle::Path(fd.as_fd()), path) {
+        Err(CaptureError::Io { source, .. })
+            if source.raw_os_error() == Some(libc::ENOENT)
+                && !Path::new("/proc/self/fd").exists() =>
+        {
+            Ok(RawXattrs::default())
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs::File;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    fn tempdir() -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .tempdir_in("/dev/shm")
+            .or_else(|_| tempfile::tempdir())
+            .unwrap()
+    }
+
+    #[test]
+    fn captures_a_file_and_returns_its_fd() {
+        let t = tempdir();
+        std::fs::write(t.path().join("f"), b"hello").unwrap();
+        std::fs::set_permissions(t.path().join("f"), PermissionsExt::from_mode(0o640)).unwrap();
+        let dir = File::open(t.path()).unwrap();
+        let c = capture(dir.as_fd(), OsStr::new("f")).unwrap();
+        assert_eq!(c.file_type, FileType::Regular);
+        assert_eq!(c.size, 5);
+        assert_eq!(c.metadata.stat.mode, 0o100640);
+        assert_eq!(c.nlink, 1);
+        let mut content = String::new();
+        std::io::Read::read_to_string(&mut File::from(c.fd.unwrap()), &mut content).unwrap();
+        assert_eq!(content, "hello");
+    }
+
+    #[test]
+    fn symlinks_are_not_followed() {
+        let t = tempdir();
+        symlink("/etc", t.path().join("l")).unwrap();
+        let dir = File::open(t.path()).unwrap();
+        let c = capture(dir.as_fd(), OsStr::new("l")).unwrap();
+        assert_eq!(c.file_type, FileType::Symlink);
+        assert_eq!(c.symlink_target.as_deref(), Some(&b"/etc"[..]));
+        assert!(c.fd.is_none());
+    }
+
+    #[test]
+    fn vanished_entries_are_told_apart() {
+        let t = tempdir();
+        let dir = File::open(t.path()).unwrap();
+        let e = capture(dir.as_fd(), OsStr::new("gone")).unwrap_err();
+        assert!(e.is_vanished() && e.is_skippable(), "{e}");
+        assert_eq!(e.path(), Path::new("gone"));
+    }
+
+    #[test]
+    fn unreadable_entries_are_permission_errors() {
+        if nix::unistd::geteuid().is_root() {
+            return eprintln!("skipped: root reads everything");
+        }
+        let t = tempdir();
+        std::fs::write(t.path().join("secret"), b"x").unwrap();
+        std::fs::set_permissions(t.path().join("secret"), PermissionsExt::from_mode(0o000))
+            .unwrap();
+        let dir = File::open(t.path()).unwrap();
+        let e = capture(dir.as_fd(), OsStr::new("secret")).unwrap_err();
+        assert!(e.is_permission_denied(), "{e}");
+    }
+
+    #[test]
+    fn directory_listing_is_byte_sorted() {
+        let t = tempdir();
+        for n in ["b", "a", "B", "\u{e9}", "a.b", "_"] {
+            File::create(t.path().join(n)).unwrap();
+        }
+        std::fs::create_dir(t.path().join("Z")).unwrap();
+        let dir = File::open(t.path()).unwrap();
+        let names = read_dir_sorted(dir.as_fd()).unwrap();
+        let expected = ["B", "Z", "_", "a", "a.b", "b", "\u{e9}"];
+        assert_eq!(names, expected.map(OsString::from));
+        // The caller's descriptor is untouched: a second listing sees the same.
+        assert_eq!(read_dir_sorted(dir.as_fd()).unwrap().len(), 7);
+    }
+
+    #[test]
+    fn times_before_1970_keep_the_pxar_normalisation() {
+        assert_eq!(
+            time(-2, 500_000_000),
+            Mtime {
+                secs: -2,
+                nanos: 500_000_000
+            }
+        );
+        assert_eq!(time(5, 7), Mtime { secs: 5, nanos: 7 });
+    }
+}

@@ -1,0 +1,389 @@
+//! Encoding a live directory tree as a pxar archive (and its catalog): the walk.
+//!
+//! Entries are visited in byte order of their names, depth first, with an explicit stack (no
+//! recursion limit) and every file-system call relative to an open directory, so paths deeper
+//! than PATH_MAX work. Entries that vanish or cannot be read are reported and skipped; the
+//! archive stays valid and the backup completes as "partial".
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
+use stowage_archive::{Encoder, FileType, LinkOffset};
+use stowage_format::CatalogWriter;
+
+use crate::capture::{capture, read_dir_sorted, Captured};
+use crate::exclude::Excludes;
+use crate::CreateError;
+
+/// What to leave out of an archive.
+#[derive(Default)]
+pub struct CreateOptions {
+    /// Stay on the file system of the root: other mounts appear as empty directories.
+    pub one_file_system: bool,
+    /// Patterns from the command line (and, as the walk goes, from `.pxarexclude` files).
+    pub excludes: Excludes,
+}
+
+/// Counts of what went into an archive.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CreateStats {
+    pub files: u64,
+    pub directories: u64,
+    pub symlinks: u64,
+    pub hardlinks: u64,
+    pub other: u64,
+    /// Bytes of file content.
+    pub bytes: u64,
+    /// Entries left out by exclude patterns or as virtual file systems.
+    pub excluded: u64,
+    /// Entries that vanished or could not be read; each was reported.
+    pub warnings: u64,
+}
+
+/// Receives one line per entry that could not be backed up.
+pub type Warn<'a> = &'a mut dyn FnMut(String);
+
+/// File systems that hold no data worth keeping (statfs magic numbers).
+const VIRTUAL_FS: &[i64] = &[
+    0x9fa0,      // proc
+    0x6265_6572, // sysfs
+    0x1cd1,      // devpts
+    0x0027_e0eb, // cgroup
+    0x6367_7270, // cgroup2
+    0x6462_6720, // debugfs
+    0x7363_6673, // securityfs
+    0x6165_676c, // pstore
+    0xcafe_4a11, // bpf
+    0x7472_6163, // tracefs
+    0x6573_5543, // fusectl
+    0x6265_6570, // configfs
+    0x1980_0202, // mqueue
+    0x4249_4e4d, // binfmt_misc
+    0xde5e_81e4, // efivarfs
+    0x9584_58f6, // hugetlbfs
+];
+
+fn is_virtual(fd: &OwnedFd) -> bool {
+    nix::sys::statfs::fstatfs(fd)
+        .map(|s| VIRTUAL_FS.contains(&s.filesystem_type().0))
+        .unwrap_or(false)
+}
+
+struct Frame {
+    /// `None` for a directory whose contents are left out.
+    fd: Option<OwnedFd>,
+    names: Vec<OsString>,
+    next: usize,
+    /// Path of this directory relative to the archive root ("" for the root).
+    path: Vec<u8>,
+    /// Number of exclude rules before this directory's `.pxarexclude` was read.
+    rules_before: usize,
+}
+
+struct Walk<'a, W: Write, P: Write, C: Write> {
+    encoder: &'a mut Encoder<W, P>,
+    catalog: Option<&'a mut CatalogWriter<C>>,
+    options: &'a mut CreateOptions,
+    warn: Warn<'a>,
+    stats: CreateStats,
+    root_dev: u64,
+    links: HashMap<(u64, u64), (Vec<u8>, LinkOffset)>,
+    buf: Vec<u8>,
+}
+
+/// Opens the root of a backup and captures its metadata, for [`Encoder::new`].
+pub fn open_root(root: &Path) -> Result<Captured, CreateError> {
+    let fail = |why: String| CreateError::Root {
+        path: root.to_path_buf(),
+        why,
+    };
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let dir = nix::fcntl::open(root, flags, Mode::empty()).map_err(|e| fail(e.desc().into()))?;
+    capture(dir.as_fd(), OsStr::new(".")).map_err(|e| fail(e.to_string()))
+}
+
+/// Walks the tree below `root` (from [`open_root`]) into `encoder` and, if given, `catalog`
+/// (whose archive directory the caller has opened). The caller finishes both.
+pub fn create_archive<W: Write, P: Write, C: Write>(
+    root: Captured,
+    encoder: &mut Encoder<W, P>,
+    catalog: Option<&mut CatalogWriter<C>>,
+    options: &mut CreateOptions,
+    warn: Warn<'_>,
+) -> Result<CreateStats, CreateError> {
+    let root_dev = root.dev;
+    let Some(fd) = root.fd else {
+        return Err(CreateError::Root {
+            path: ".".into(),
+            why: "not a directory".into(),
+        });
+    };
+    let mut walk = Walk {
+        encoder,
+        catalog,
+        options,
+        warn,
+        stats: CreateStats::default(),
+        root_dev,
+        links: HashMap::new(),
+        buf: vec![0; 1 << 20],
+    };
+    walk.run(fd)?;
+    Ok(walk.stats)
+}
+
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = dir.to_vec();
+    if !p.is_empty() {
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
+impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
+    fn run(&mut self, root: OwnedFd) -> Result<(), CreateError> {
+        self.stats.directories += 1;
+        let mut stack = vec![self.open_frame(root, Vec::new())];
+        while let Some(frame) = stack.last_mut() {
+            let Some(name) = frame.names.get(frame.next).cloned() else {
+                let done = stack.pop();
+                if let Some(done) = done {
+                    self.options.excludes.truncate(done.rules_before);
+                }
+                if !stack.is_empty() {
+                    self.encoder.finish_directory()?;
+                    if let Some(c) = self.catalog.as_deref_mut() {
+                        c.end_directory()?;
+                    }
+                }
+                continue;
+            };
+            frame.next += 1;
+            let path = join(&frame.path, name.as_bytes());
+            let Some(dir) = frame.fd.as_ref() else {
+                continue;
+            };
+            let captured = match capture(dir.as_fd(), &name) {
+                Ok(c) => c,
+                Err(e) => {
+                    let parent = Path::new(OsStr::from_bytes(&frame.path));
+                    self.warning(e.with_parent(parent).to_string());
+                    continue;
+                }
+            };
+            if let Some(child) = self.add_entry(name.as_bytes(), path, captured)? {
+                stack.push(child);
+            }
+        }
+        Ok(())
+    }
+
+    fn warning(&mut self, message: String) {
+        self.stats.warnings += 1;
+        (self.warn)(message);
+    }
+
+    /// Reads a directory's names (and its `.pxarexclude`) for the walk.
+    fn open_frame(&mut self, fd: OwnedFd, path: Vec<u8>) -> Frame {
+        let rules_before = self.options.excludes.len();
+        let names = match read_dir_sorted(fd.as_fd()) {
+            Ok(n) => n,
+            Err(e) => {
+                self.warning(format!("{}/: {e}", String::from_utf8_lossy(&path)));
+                Vec::new()
+            }
+        };
+        if names.iter().any(|n| n.as_bytes() == b".pxarexclude") {
+            self.read_exclude_file(&fd, &path);
+        }
+        Frame {
+            fd: Some(fd),
+            names,
+            next: 0,
+            path,
+            rules_before,
+        }
+    }
+
+    fn read_exclude_file(&mut self, dir: &OwnedFd, path: &[u8]) {
+        let name = OsString::from(".pxarexclude");
+        let result = capture(dir.as_fd(), &name).and_then(|c| {
+            let mut text = Vec::new();
+            if let Some(fd) = c.fd {
+                let read = std::fs::File::from(fd).take(1 << 20).read_to_end(&mut text);
+                read.map_err(|source| crate::CaptureError::Io {
+                    path: Path::new(".pxarexclude").to_path_buf(),
+                    op: "read",
+                    source,
+                })?;
+            }
+            Ok(text)
+        });
+        match result {
+            Ok(text) => {
+                if let Err(e) = self.options.excludes.add_file(path, &text) {
+                    self.warning(format!(
+                        "{}/.pxarexclude: {e}",
+                        String::from_utf8_lossy(path)
+                    ));
+                }
+            }
+            Err(e) => self.warning(format!(
+                "{}/.pxarexclude: {e}",
+                String::from_utf8_lossy(path)
+            )),
+        }
+    }
+
+    /// Adds one entry; returns the frame to descend into for a directory.
+    fn add_entry(
+        &mut self,
+        name: &[u8],
+        path: Vec<u8>,
+        c: Captured,
+    ) -> Result<Option<Frame>, CreateError> {
+        let is_dir = c.file_type == FileType::Directory;
+        if self.options.excludes.is_excluded(&path, is_dir) {
+            self.stats.excluded += 1;
+            return Ok(None);
+        }
+        let meta = &c.metadata;
+        match c.file_type {
+            FileType::Directory => {
+                self.stats.directories += 1;
+                self.encoder.create_directory(name, meta)?;
+                if let Some(cat) = self.catalog.as_deref_mut() {
+                    cat.start_directory(name)?;
+                }
+                let Some(fd) = c.fd else {
+                    return Ok(Some(self.empty_frame(path)));
+                };
+                let foreign = self.options.one_file_system && c.dev != self.root_dev;
+                if foreign || is_virtual(&fd) {
+                    self.stats.excluded += 1;
+                    return Ok(Some(self.empty_frame(path)));
+                }
+                return Ok(Some(self.open_frame(fd, path)));
+            }
+            FileType::Regular => self.add_file(name, path, c)?,
+            FileType::Symlink => {
+                self.stats.symlinks += 1;
+                let target = c.symlink_target.as_deref().unwrap_or_default();
+                self.encoder.add_symlink(name, meta, target)?;
+                self.catalog_add(|cat| cat.add_symlink(name))?;
+            }
+            FileType::BlockDevice | FileType::CharDevice => {
+                self.stats.other += 1;
+                let dev = c.device.unwrap_or_default();
+                self.encoder.add_device(name, meta, dev.major, dev.minor)?;
+                if c.file_type == FileType::BlockDevice {
+                    self.catalog_add(|cat| cat.add_block_device(name))?;
+                } else {
+                    self.catalog_add(|cat| cat.add_char_device(name))?;
+                }
+            }
+            FileType::Fifo => {
+                self.stats.other += 1;
+                self.encoder.add_fifo(name, meta)?;
+                self.catalog_add(|cat| cat.add_fifo(name))?;
+            }
+            FileType::Socket => {
+                self.stats.other += 1;
+                self.encoder.add_socket(name, meta)?;
+                self.catalog_add(|cat| cat.add_socket(name))?;
+            }
+        }
+        Ok(None)
+    }
+
+    /// A directory whose contents are left out (another file system, a virtual one).
+    fn empty_frame(&self, path: Vec<u8>) -> Frame {
+        Frame {
+            fd: None,
+            names: Vec::new(),
+            next: 0,
+            path,
+            rules_before: self.options.excludes.len(),
+        }
+    }
+
+    fn catalog_add(
+        &mut self,
+        f: impl FnOnce(&mut CatalogWriter<C>) -> Result<(), stowage_format::CatalogError>,
+    ) -> Result<(), CreateError> {
+        if let Some(cat) = self.catalog.as_deref_mut() {
+            f(cat)?;
+        }
+        Ok(())
+    }
+
+    fn add_file(&mut self, name: &[u8], path: Vec<u8>, c: Captured) -> Result<(), CreateError> {
+        if c.nlink > 1 {
+            if let Some((target, offset)) = self.links.get(&(c.dev, c.ino)) {
+                let (target, offset) = (target.clone(), *offset);
+                self.stats.hardlinks += 1;
+                self.encoder.add_hardlink(name, &target, offset)?;
+                return self.catalog_add(|cat| cat.add_hardlink(name));
+            }
+        }
+        self.stats.files += 1;
+        let size = c.size;
+        let mut writer = self.encoder.add_file(name, &c.metadata, size)?;
+        let link = writer.link_offset();
+        let mut copied = 0u64;
+        let mut failure = None;
+        if let Some(fd) = c.fd {
+            let mut file = std::fs::File::from(fd);
+            while copied < size {
+                let want = (size - copied).min(self.buf.len() as u64) as usize;
+                match file.read(&mut self.buf[..want]) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        writer
+                            .write_all(&self.buf[..n])
+                            .map_err(CreateError::Write)?;
+                        copied += n as u64;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        failure = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+        }
+        if copied < size {
+            // The archive promised `size` bytes: fill with zeros and say so.
+            self.buf[..].fill(0);
+            while copied < size {
+                let n = (size - copied).min(self.buf.len() as u64) as usize;
+                writer
+                    .write_all(&self.buf[..n])
+                    .map_err(CreateError::Write)?;
+                copied += n as u64;
+            }
+            writer.finish()?;
+            let why = failure.unwrap_or_else(|| "it shrank while being read".into());
+            self.warning(format!(
+                "{}: {why}; the rest of its {size} bytes was stored as zeros",
+                String::from_utf8_lossy(&path)
+            ));
+        } else {
+            writer.finish()?;
+        }
+        self.stats.bytes += size;
+        self.catalog_add(|cat| cat.add_file(name, size, c.metadata.stat.mtime.secs))?;
+        if c.nlink > 1 {
+            self.links.insert((c.dev, c.ino), (path, link));
+        }
+        Ok(())
+    }
+}

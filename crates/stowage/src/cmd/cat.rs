@@ -1,0 +1,85 @@
+//! `stowage cat`: print one file of a file-tree archive.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use stowage_archive::{Decoder, EntryKind, Event};
+use stowage_core::RestoreCounters;
+use stowage_types::{ArchiveKind, ArchiveName, ErrorClass};
+
+use crate::archive_stream::with_stream;
+use crate::cli::GlobalOpts;
+use crate::exit::{fail, OK};
+use crate::repo;
+
+pub fn run(g: &GlobalOpts, snapshot: &str, archive: &str, path: &str) -> Result<i32> {
+    let archive = ArchiveName::parse(archive)?;
+    if archive.kind() != ArchiveKind::Pxar {
+        return Err(fail(
+            ErrorClass::Usage,
+            format!("{archive} is not a file-tree archive; use 'stowage restore' for it"),
+        ));
+    }
+    let wanted: Vec<u8> = path.trim_start_matches('/').as_bytes().to_vec();
+    let store = repo::open(g)?;
+    let snapshot = store.resolve_snapshot(snapshot)?;
+    let manifest = store.load_manifest(&snapshot)?;
+    let index = store.read_dynamic_index(&snapshot, &manifest, &archive)?;
+    let counters = RestoreCounters::default();
+    let threads = super::threads(g);
+    let found = with_stream(
+        &store,
+        &index,
+        archive.user_name(),
+        threads,
+        &counters,
+        |stream| {
+            let mut decoder = Decoder::new(stream);
+            while let Some(event) = decoder
+                .next_event()
+                .with_context(|| format!("archive {archive}"))?
+            {
+                let Event::Entry(entry) = event else { continue };
+                if entry.path.join(&b'/') != wanted {
+                    continue;
+                }
+                return match entry.kind {
+                    EntryKind::File { .. } => {
+                        let mut out = std::io::stdout().lock();
+                        let mut buf = vec![0u8; 1 << 20];
+                        loop {
+                            let n = decoder.read_payload(&mut buf)?;
+                            if n == 0 {
+                                break;
+                            }
+                            out.write_all(&buf[..n]).map_err(|e| {
+                                fail(ErrorClass::Target, format!("cannot write to stdout: {e}"))
+                            })?;
+                        }
+                        out.flush()?;
+                        Ok(true)
+                    }
+                    EntryKind::Hardlink { target_path, .. } => Err(fail(
+                        ErrorClass::NotFound,
+                        format!(
+                            "{path} is a hardlink to {}; cat that path",
+                            String::from_utf8_lossy(&target_path)
+                        ),
+                    )),
+                    _ => Err(fail(
+                        ErrorClass::Usage,
+                        format!("{path} is not a regular file"),
+                    )),
+                };
+            }
+            Ok(false)
+        },
+    )?;
+    if !found {
+        return Err(fail(
+            ErrorClass::NotFound,
+            format!("{snapshot} {archive} has no file {path} (search with 'stowage catalog {snapshot} --find GLOB')"),
+        ));
+    }
+    Ok(OK)
+}

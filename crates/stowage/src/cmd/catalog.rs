@@ -1,0 +1,66 @@
+//! `stowage catalog`: list or search the files of a snapshot without reading archive data.
+
+use anyhow::Result;
+use serde_json::json;
+use stowage_format::catalog::CatalogEntryKind;
+use stowage_format::CatalogReader;
+use stowage_types::{ArchiveName, ErrorClass};
+
+use crate::archive_stream::read_all;
+use crate::cli::GlobalOpts;
+use crate::exit::{fail, OK};
+use crate::output::print_json;
+use crate::repo;
+
+fn kind_letter(kind: &CatalogEntryKind) -> char {
+    match kind {
+        CatalogEntryKind::Directory { .. } => 'd',
+        CatalogEntryKind::File { .. } => 'f',
+        CatalogEntryKind::Symlink => 'l',
+        CatalogEntryKind::Hardlink => 'h',
+        CatalogEntryKind::BlockDevice => 'b',
+        CatalogEntryKind::CharDevice => 'c',
+        CatalogEntryKind::Fifo => 'p',
+        CatalogEntryKind::Socket => 's',
+    }
+}
+
+pub fn run(g: &GlobalOpts, snapshot: &str, find: Option<&str>) -> Result<i32> {
+    let store = repo::open(g)?;
+    let snapshot = store.resolve_snapshot(snapshot)?;
+    let manifest = store.load_manifest(&snapshot)?;
+    let name = ArchiveName::parse("catalog.pcat1")?;
+    if manifest.file(&name.stored_name()).is_none() {
+        return Err(fail(
+            ErrorClass::NotFound,
+            format!("snapshot {snapshot} has no catalog (it holds no file-tree archive)"),
+        ));
+    }
+    let index = store.read_dynamic_index(&snapshot, &manifest, &name)?;
+    let bytes = read_all(&store, &index, "catalog", super::threads(g))?;
+    let reader = CatalogReader::new(&bytes)?;
+    let entries: Box<dyn Iterator<Item = _>> = match find {
+        Some(pattern) => Box::new(reader.find(pattern.trim_start_matches('/').as_bytes())?),
+        None => Box::new(reader.walk()),
+    };
+    let json = g.output_format != crate::cli::OutputFormat::Text;
+    let mut rows = Vec::new();
+    let mut out = std::io::stdout().lock();
+    for item in entries {
+        let (path, entry) = item?;
+        let path = String::from_utf8_lossy(&path).into_owned();
+        let (size, mtime) = match entry.kind {
+            CatalogEntryKind::File { size, mtime } => (Some(size), Some(mtime)),
+            _ => (None, None),
+        };
+        if json {
+            rows.push(json!({"path": path, "type": kind_letter(&entry.kind).to_string(), "size": size, "mtime": mtime}));
+        } else {
+            use std::io::Write;
+            let size = size.map(|s| s.to_string()).unwrap_or_default();
+            writeln!(out, "{} {size:>12} {path}", kind_letter(&entry.kind))?;
+        }
+    }
+    print_json(g.output_format, &rows)?;
+    Ok(OK)
+}

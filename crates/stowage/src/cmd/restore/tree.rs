@@ -1,0 +1,213 @@
+//! Restoring a file-tree archive (all of it, or the entries `--include` names) into a directory.
+
+use std::ffi::OsStr;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use stowage_archive::{Decoder, Entry, EntryKind, Event, Metadata};
+use stowage_core::RestoreCounters;
+use stowage_datastore::Datastore;
+use stowage_format::catalog::Glob;
+use stowage_format::DynamicIndex;
+use stowage_fs::{RestoreOptions, Restorer};
+use stowage_types::ErrorClass;
+
+use crate::archive_stream::with_stream;
+use crate::exit::fail;
+
+/// Which entries to restore: all, or those matching a path or glob and everything below them.
+pub struct Includes(Vec<Glob>);
+
+impl Includes {
+    pub fn new(patterns: &[String]) -> Result<Includes> {
+        let globs = patterns
+            .iter()
+            .map(|p| {
+                let p = p.trim_start_matches('/').trim_end_matches('/');
+                Glob::new(p.as_bytes())
+                    .map_err(|e| fail(ErrorClass::Usage, format!("--include {p}: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Includes(globs))
+    }
+
+    pub fn everything(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn matches(&self, path: &[u8]) -> bool {
+        self.everything() || self.0.iter().any(|g| g.is_match(path))
+    }
+}
+
+/// A directory seen in the archive, created only once something in it is restored.
+struct Pending {
+    name: Vec<u8>,
+    metadata: Metadata,
+    created: bool,
+    /// The directory itself or one above it was named by an include.
+    included: bool,
+}
+
+pub struct TreeRestore<'a> {
+    restorer: Restorer,
+    includes: &'a Includes,
+    stack: Vec<Pending>,
+    root_metadata: Option<Metadata>,
+    buf: Vec<u8>,
+    pub entries: u64,
+}
+
+impl<'a> TreeRestore<'a> {
+    pub fn new(target: &Path, overwrite: bool, includes: &'a Includes) -> Result<Self> {
+        std::fs::create_dir_all(target).map_err(|e| {
+            fail(
+                ErrorClass::of_write_error(&e, ErrorClass::Target),
+                format!("cannot create restore target {}: {e}", target.display()),
+            )
+        })?;
+        let restorer = Restorer::open(target, RestoreOptions { overwrite })?;
+        Ok(TreeRestore {
+            restorer,
+            includes,
+            stack: Vec::new(),
+            root_metadata: None,
+            buf: vec![0; 1 << 20],
+            entries: 0,
+        })
+    }
+
+    fn materialize(&mut self) -> Result<()> {
+        for p in self.stack.iter_mut().filter(|p| !p.created) {
+            self.restorer
+                .enter_dir(OsStr::from_bytes(&p.name), &p.metadata)?;
+            p.created = true;
+        }
+        Ok(())
+    }
+
+    /// Applies one decoded event.
+    pub fn apply<R: Read>(&mut self, decoder: &mut Decoder<R>, event: Event) -> Result<()> {
+        let entry = match event {
+            Event::DirectoryEnd(end) => {
+                if !end.path.is_empty() {
+                    if let Some(p) = self.stack.pop() {
+                        if p.created {
+                            self.restorer.leave_dir()?;
+                        }
+                    }
+                }
+                return Ok(());
+            }
+            Event::Entry(entry) => entry,
+        };
+        let Entry {
+            path,
+            metadata,
+            kind,
+            ..
+        } = *entry;
+        let Some(name) = path.last().cloned() else {
+            self.root_metadata = Some(metadata);
+            return Ok(());
+        };
+        let full = path.join(&b'/');
+        let included =
+            self.stack.last().is_some_and(|p| p.included) || self.includes.matches(&full);
+        if kind == EntryKind::Directory {
+            self.stack.push(Pending {
+                name,
+                metadata,
+                created: false,
+                included,
+            });
+            if included {
+                self.entries += 1;
+                self.materialize()?;
+            }
+            return Ok(());
+        }
+        if !included {
+            return Ok(()); // an inline payload is skipped by the next decoder call
+        }
+        self.materialize()?;
+        self.entries += 1;
+        let name = OsStr::from_bytes(&name);
+        match kind {
+            EntryKind::File { size, .. } => {
+                let mut writer = self.restorer.create_file(name, &metadata, size)?;
+                loop {
+                    let n = decoder.read_payload(&mut self.buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    writer.put(&self.buf[..n])?;
+                }
+                writer.finish()?;
+            }
+            EntryKind::Symlink { target } => self.restorer.symlink(name, &metadata, &target)?,
+            EntryKind::Device(d) => self.restorer.device(name, &metadata, d.major, d.minor)?,
+            EntryKind::Fifo => self.restorer.fifo(name, &metadata)?,
+            EntryKind::Socket => self.restorer.socket(name, &metadata)?,
+            EntryKind::Hardlink { target_path, .. } => {
+                self.restorer.hardlink(name, &target_path)?
+            }
+            EntryKind::Directory => {}
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> Result<u64> {
+        // The target directory takes the archive root's metadata only in a full restore.
+        let root = match self.includes.everything() {
+            true => self.root_metadata.as_ref(),
+            false => None,
+        };
+        self.restorer.finish(root)?;
+        Ok(self.entries)
+    }
+}
+
+/// Where and what to restore.
+pub struct TreeTarget<'a> {
+    pub target: &'a str,
+    pub overwrite: bool,
+    pub includes: &'a [String],
+}
+
+/// Restores the archive behind `index` into the target directory; returns the entries restored.
+pub fn restore(
+    store: &Datastore,
+    index: &DynamicIndex,
+    archive: &str,
+    to: TreeTarget<'_>,
+    threads: usize,
+    counters: &RestoreCounters,
+) -> Result<u64> {
+    let TreeTarget {
+        target,
+        overwrite,
+        includes,
+    } = to;
+    if target == "-" {
+        return Err(fail(
+            ErrorClass::Usage,
+            format!("{archive} is a file-tree archive: restore it into a directory, or print one file with 'stowage cat'"),
+        ));
+    }
+    let includes = Includes::new(includes)?;
+    let mut tree = TreeRestore::new(Path::new(target), overwrite, &includes)?;
+    with_stream(store, index, archive, threads, counters, |stream| {
+        let mut decoder = Decoder::new(stream);
+        while let Some(event) = decoder
+            .next_event()
+            .with_context(|| format!("archive {archive}"))?
+        {
+            tree.apply(&mut decoder, event)?;
+        }
+        Ok(())
+    })?;
+    tree.finish()
+}
