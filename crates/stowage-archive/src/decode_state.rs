@@ -10,8 +10,8 @@
 
 use std::mem;
 
-use crate::decoder::{DirectoryEnd, Entry, EntryKind, Event, Payload};
 use crate::error::{DecodeError, DecodeErrorKind as Kind};
+use crate::event::{DirectoryEnd, Entry, EntryKind, Event, Payload};
 use crate::format::{
     self, check_name, check_relative_path, hash_name, le_u64, FileType, Header, LinkOffset,
     PayloadRef,

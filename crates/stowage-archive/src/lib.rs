@@ -15,6 +15,7 @@ pub mod decode_state;
 pub mod decoder;
 pub mod encoder;
 mod error;
+pub mod event;
 pub mod format;
 pub mod goodbye;
 pub mod metadata;

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# stowage's file-tree benchmark: a deterministic tree of 100 000 files (about 2 GB), backed up,
+# backed up again after 1% of the files changed, backed up again unchanged, and restored, side by
+# side with `tar | zstd -T0 -1`, `zstd -d | tar -x` and restic, in the same run.
+#
+#   bench/run-tree.sh [TOTAL_MIB]      default 2048
+#
+# Needs: tar, zstd, restic, GNU time. Scratch data on $BENCH_DIR (default /dev/shm/stowage-tree).
+set -euo pipefail
+
+TOTAL_MIB=${1:-2048}
+WORK=${BENCH_DIR:-/dev/shm/stowage-tree}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+for tool in tar zstd restic /usr/bin/time; do
+    command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install tar zstd restic time" >&2; exit 2; }
+done
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p stowage -p stowage-bench-gen
+STOWAGE=$ROOT/target/release/stowage
+GEN=$ROOT/target/release/stowage-bench-gen
+
+rm -rf "$WORK"
+mkdir -p "$WORK"
+trap 'rm -rf "$WORK"' EXIT
+TREE=$WORK/tree
+echo "generating a tree of about ${TOTAL_MIB} MiB ..." >&2
+"$GEN" tree "$TREE" "$TOTAL_MIB" 1 2>/dev/null
+FILES=$(find "$TREE" -type f | wc -l)
+BYTES=$(du -sb --apparent-size "$TREE" | cut -f1)
+
+# See bench/run.sh: touch and free memory before each step so every tool starts warm.
+warm() {
+    dd if=/dev/zero of="$WORK/warm" bs=4M count=$((TOTAL_MIB / 4 + 64)) status=none
+    rm -f "$WORK/warm"
+}
+
+RESULTS=()
+measure() {
+    local label=$1
+    shift
+    warm
+    /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" >"$WORK/out" 2>"$WORK/err" || {
+        local rc=$?
+        if [ "$rc" -ne 7 ]; then
+            echo "FAILED ($rc): $label" >&2
+            cat "$WORK/err" >&2
+            exit 1
+        fi
+    }
+    local secs rss
+    read -r secs rss <"$WORK/time"
+    local fps mbs
+    fps=$(awk -v f="$FILES" -v s="$secs" 'BEGIN { printf "%.0f", (s > 0 ? f / s : 0) }')
+    mbs=$(awk -v b="$BYTES" -v s="$secs" 'BEGIN { printf "%.0f", (s > 0 ? b / s / 1e6 : 0) }')
+    RESULTS+=("$label|$secs|$fps|$mbs|$((rss / 1024))")
+    printf '%-44s %8s s %8s files/s %6s MB/s %6s MiB\n' "$label" "$secs" "$fps" "$mbs" "$((rss / 1024))" >&2
+    eval "T_$(echo "$label" | tr -c 'a-zA-Z0-9\n' '_')=$secs"
+}
+
+export STOWAGE_REPOSITORY=$WORK/datastore
+export RESTIC_REPOSITORY=$WORK/restic RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$WORK/restic-cache
+"$STOWAGE" datastore create "$STOWAGE_REPOSITORY" >/dev/null
+restic init -q
+chunk_bytes() { du -sb "$STOWAGE_REPOSITORY/.chunks" | cut -f1; }
+
+measure "tar -c | zstd -T0 -1" sh -c "tar -C '$WORK' -cf - tree | zstd -q -T0 -1 -o '$WORK/tree.tar.zst'"
+measure "stowage backup (full)" "$STOWAGE" backup -q root.pxar:"$TREE" --backup-type host --backup-id bench
+measure "restic backup (full)" restic backup -q "$TREE"
+
+CHANGED=$("$GEN" mutate-tree "$TREE" 1 2 2>/dev/null)
+before=$(chunk_bytes)
+measure "stowage backup (1% of files changed)" "$STOWAGE" backup -q root.pxar:"$TREE" --backup-type host --backup-id bench
+GROWTH=$(( $(chunk_bytes) - before ))
+measure "restic backup (1% of files changed)" restic backup -q "$TREE"
+measure "stowage backup (unchanged, legacy mode)" "$STOWAGE" backup -q root.pxar:"$TREE" --backup-type host --backup-id bench
+measure "restic backup (unchanged)" restic backup -q "$TREE"
+
+measure "stowage restore" "$STOWAGE" restore -q host/bench root.pxar "$WORK/restored"
+diff -r "$TREE" "$WORK/restored" >/dev/null || { echo "stowage restore differs from the tree" >&2; exit 1; }
+rm -rf "$WORK/restored"
+mkdir -p "$WORK/untar"
+measure "zstd -d | tar -x" sh -c "zstd -q -d -c '$WORK/tree.tar.zst' | tar -C '$WORK/untar' -xf -"
+rm -rf "$WORK/untar" "$WORK/tree.tar.zst"
+measure "restic restore" restic restore -q latest --target "$WORK/restic-out"
+rm -rf "$WORK/restic-out"
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+echo
+echo "tree: $FILES files, $BYTES bytes; 1% change rewrote $CHANGED bytes; stowage's store grew by $GROWTH bytes"
+echo
+echo "| step | seconds | files/s | MB/s | peak RSS MiB |"
+echo "|---|---:|---:|---:|---:|"
+for r in "${RESULTS[@]}"; do
+    IFS='|' read -r l s f m k <<<"$r"
+    echo "| $l | $s | $f | $m | $k |"
+done
+echo
+echo "| target | measured |"
+echo "|---|---:|"
+echo "| full backup vs tar \\| zstd -T0 -1 (>= 1x) | $(ratio "$T_tar__c___zstd__T0__1" "$T_stowage_backup__full_")x |"
+echo "| full backup vs restic | $(ratio "$T_restic_backup__full_" "$T_stowage_backup__full_")x |"
+echo "| restore vs zstd -d \\| tar -x (>= 1x) | $(ratio "$T_zstd__d___tar__x" "$T_stowage_restore")x |"
+echo "| unchanged re-backup / full (<= 10%, metadata mode) | $(ratio "$T_stowage_backup__unchanged__legacy_mode_" "$T_stowage_backup__full_") (legacy mode) |"
+echo "| unchanged re-backup vs restic (>= 5x) | $(ratio "$T_restic_backup__unchanged_" "$T_stowage_backup__unchanged__legacy_mode_")x |"
+echo "| store growth / changed bytes (<= 2) | $(ratio "$GROWTH" "$CHANGED") |"
+echo
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); tree on $(df --output=fstype "$WORK" | tail -1)"
