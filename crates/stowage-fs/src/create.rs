@@ -4,6 +4,9 @@
 //! recursion limit) and every file-system call relative to an open directory, so paths deeper
 //! than PATH_MAX work. Entries that vanish or cannot be read are reported and skipped; the
 //! archive stays valid and the backup completes as "partial".
+//!
+//! With a [`Selection`], only the selected paths and everything below them go in, with the
+//! directories on the way to them (holding nothing else); other entries are not even looked at.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -20,15 +23,19 @@ use stowage_format::CatalogWriter;
 
 use crate::capture::{capture, read_dir_sorted, Captured};
 use crate::exclude::Excludes;
+use crate::select::{Selected, Selection};
 use crate::CreateError;
 
 /// What to leave out of an archive.
 #[derive(Default)]
 pub struct CreateOptions {
-    /// Stay on the file system of the root: other mounts appear as empty directories.
+    /// Stay on the file system of the root (with a selection: of each selected path): other
+    /// mounts appear as empty directories.
     pub one_file_system: bool,
     /// Patterns from the command line (and, as the walk goes, from `.pxarexclude` files).
     pub excludes: Excludes,
+    /// Only these paths (relative to the root) and what is below them; `None` for everything.
+    pub selection: Option<Selection>,
 }
 
 /// Counts of what went into an archive.
@@ -85,6 +92,22 @@ struct Frame {
     path: Vec<u8>,
     /// Number of exclude rules before this directory's `.pxarexclude` was read.
     rules_before: usize,
+    /// Whether this directory is selected whole (always, without a selection); if not, it is an
+    /// ancestor of selected paths and each of its entries is decided by the selection.
+    inside: bool,
+    /// The device that `one_file_system` keeps to below this directory.
+    dev: u64,
+}
+
+/// Where an entry stands in the walk.
+#[derive(Clone, Copy)]
+enum Place {
+    /// A directory on the way to selected paths.
+    Ancestor,
+    /// A selected path itself: the top of a selected tree.
+    Top,
+    /// Below a selected directory (or the root, without a selection) on this device.
+    Below(u64),
 }
 
 struct Walk<'a, W: Write, P: Write, C: Write> {
@@ -151,7 +174,12 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
 impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
     fn run(&mut self, root: OwnedFd) -> Result<(), CreateError> {
         self.stats.directories += 1;
-        let mut stack = vec![self.open_frame(root, Vec::new())];
+        let inside = match &self.options.selection {
+            None => true,
+            Some(s) => s.decide(b"") == Selected::Inside,
+        };
+        let root_dev = self.root_dev;
+        let mut stack = vec![self.open_frame(root, Vec::new(), inside, root_dev)];
         while let Some(frame) = stack.last_mut() {
             let Some(name) = frame.names.get(frame.next).cloned() else {
                 let done = stack.pop();
@@ -171,6 +199,14 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
             let Some(dir) = frame.fd.as_ref() else {
                 continue;
             };
+            let place = match (frame.inside, &self.options.selection) {
+                (true, _) | (false, None) => Place::Below(frame.dev),
+                (false, Some(selection)) => match selection.decide(&path) {
+                    Selected::Inside => Place::Top,
+                    Selected::Ancestor => Place::Ancestor,
+                    Selected::Outside => continue,
+                },
+            };
             let captured = match capture(dir.as_fd(), &name) {
                 Ok(c) => c,
                 Err(e) => {
@@ -179,7 +215,7 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
                     continue;
                 }
             };
-            if let Some(child) = self.add_entry(name.as_bytes(), path, captured)? {
+            if let Some(child) = self.add_entry(name.as_bytes(), path, captured, place)? {
                 stack.push(child);
             }
         }
@@ -192,7 +228,7 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
     }
 
     /// Reads a directory's names (and its `.pxarexclude`) for the walk.
-    fn open_frame(&mut self, fd: OwnedFd, path: Vec<u8>) -> Frame {
+    fn open_frame(&mut self, fd: OwnedFd, path: Vec<u8>, inside: bool, dev: u64) -> Frame {
         let rules_before = self.options.excludes.len();
         let names = match read_dir_sorted(fd.as_fd()) {
             Ok(n) => n,
@@ -210,6 +246,8 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
             next: 0,
             path,
             rules_before,
+            inside,
+            dev,
         }
     }
 
@@ -249,8 +287,13 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
         name: &[u8],
         path: Vec<u8>,
         c: Captured,
+        place: Place,
     ) -> Result<Option<Frame>, CreateError> {
         let is_dir = c.file_type == FileType::Directory;
+        if matches!(place, Place::Ancestor) && !is_dir {
+            // Selected paths are below it: as it is no directory, they do not exist.
+            return Ok(None);
+        }
         if self.options.excludes.is_excluded(&path, is_dir) {
             self.stats.excluded += 1;
             return Ok(None);
@@ -266,12 +309,17 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
                 let Some(fd) = c.fd else {
                     return Ok(Some(self.empty_frame(path)));
                 };
-                let foreign = self.options.one_file_system && c.dev != self.root_dev;
+                let (inside, dev) = match place {
+                    Place::Ancestor => (false, c.dev),
+                    Place::Top => (true, c.dev),
+                    Place::Below(dev) => (true, dev),
+                };
+                let foreign = inside && self.options.one_file_system && c.dev != dev;
                 if foreign || is_virtual(&fd) {
                     self.stats.excluded += 1;
                     return Ok(Some(self.empty_frame(path)));
                 }
-                return Ok(Some(self.open_frame(fd, path)));
+                return Ok(Some(self.open_frame(fd, path, inside, dev)));
             }
             FileType::Regular => self.add_file(name, path, c)?,
             FileType::Symlink => {
@@ -312,6 +360,8 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
             next: 0,
             path,
             rules_before: self.options.excludes.len(),
+            inside: true,
+            dev: self.root_dev,
         }
     }
 
@@ -385,5 +435,146 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
             self.links.insert((c.dev, c.ino), (path, link));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::os::unix::fs::symlink;
+
+    use stowage_archive::Format;
+    use stowage_format::CatalogReader;
+
+    use super::*;
+
+    /// A small tree: `etc/{hosts,hosts.allow,passwd,crontab,pve/a.cfg,pve/nodes/n1/host.fw}`,
+    /// `root/{other,.ssh/authorized_keys}`, `usr/bin/ls`, an empty `var` and `link -> etc`.
+    fn tree() -> tempfile::TempDir {
+        let tmp = tempfile::Builder::new()
+            .prefix("stowage-fs-select-")
+            .tempdir_in("/dev/shm")
+            .or_else(|_| tempfile::tempdir())
+            .unwrap();
+        let root = tmp.path();
+        for dir in ["etc/pve/nodes/n1", "root/.ssh", "usr/bin", "var"] {
+            fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        for file in [
+            "etc/hosts",
+            "etc/hosts.allow",
+            "etc/passwd",
+            "etc/crontab",
+            "etc/pve/a.cfg",
+            "etc/pve/nodes/n1/host.fw",
+            "root/other",
+            "root/.ssh/authorized_keys",
+            "usr/bin/ls",
+        ] {
+            fs::write(root.join(file), file).unwrap();
+        }
+        symlink("etc", root.join("link")).unwrap();
+        tmp
+    }
+
+    /// The paths an archive of `root` holds (from its catalog), and the walk's counts.
+    fn walk(root: &Path, options: &mut CreateOptions) -> (Vec<String>, CreateStats) {
+        let captured = open_root(root).unwrap();
+        let mut encoder = Encoder::new(Vec::new(), Format::unified(), &captured.metadata).unwrap();
+        let mut catalog = CatalogWriter::new(Vec::new()).unwrap();
+        catalog.start_directory(b"t.pxar.didx").unwrap();
+        let mut warnings = Vec::new();
+        let mut warn = |m: String| warnings.push(m);
+        let stats = create_archive(
+            captured,
+            &mut encoder,
+            Some(&mut catalog),
+            options,
+            &mut warn,
+        )
+        .unwrap();
+        encoder.finish().unwrap();
+        catalog.end_directory().unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let bytes = catalog.finish().unwrap();
+        let paths = CatalogReader::new(&bytes)
+            .unwrap()
+            .walk()
+            .map(|item| String::from_utf8(item.unwrap().0).unwrap())
+            .filter_map(|p| p.strip_prefix("t.pxar.didx/").map(str::to_string))
+            .collect();
+        (paths, stats)
+    }
+
+    fn selecting(paths: &[&str]) -> CreateOptions {
+        let mut selection = Selection::new();
+        for p in paths {
+            selection.add(p.as_bytes()).unwrap();
+        }
+        CreateOptions {
+            selection: Some(selection),
+            ..CreateOptions::default()
+        }
+    }
+
+    #[test]
+    fn a_selection_keeps_selected_paths_their_contents_and_ancestors() {
+        let tmp = tree();
+        let mut options = selecting(&[
+            "/etc/hosts",
+            "etc/pve",
+            "root/.ssh",
+            // Missing, below a file, below a symlink: nothing.
+            "missing/x",
+            "etc/crontab/x",
+            "link/hosts",
+        ]);
+        let (paths, stats) = walk(tmp.path(), &mut options);
+        let expected = [
+            "etc",
+            "etc/hosts",
+            "etc/pve",
+            "etc/pve/a.cfg",
+            "etc/pve/nodes",
+            "etc/pve/nodes/n1",
+            "etc/pve/nodes/n1/host.fw",
+            "root",
+            "root/.ssh",
+            "root/.ssh/authorized_keys",
+        ];
+        assert_eq!(paths, expected);
+        assert_eq!((stats.files, stats.directories), (4, 7));
+        assert_eq!((stats.excluded, stats.warnings), (0, 0));
+    }
+
+    #[test]
+    fn excludes_apply_inside_a_selection() {
+        let tmp = tree();
+        let mut options = selecting(&["etc/pve", "etc/hosts"]);
+        options.excludes.add(b"", b"/etc/pve/nodes").unwrap();
+        options.excludes.add(b"", b"hosts").unwrap();
+        let (paths, stats) = walk(tmp.path(), &mut options);
+        assert_eq!(paths, ["etc", "etc/pve", "etc/pve/a.cfg"]);
+        assert_eq!(stats.excluded, 2);
+    }
+
+    #[test]
+    fn selected_symlinks_and_files_are_kept_as_they_are() {
+        let tmp = tree();
+        let (paths, stats) = walk(tmp.path(), &mut selecting(&["link", "usr/bin/ls"]));
+        assert_eq!(paths, ["link", "usr", "usr/bin", "usr/bin/ls"]);
+        assert_eq!((stats.files, stats.symlinks), (1, 1));
+    }
+
+    #[test]
+    fn selecting_the_root_or_nothing() {
+        let tmp = tree();
+        let (all, _) = walk(tmp.path(), &mut CreateOptions::default());
+        assert_eq!(all.len(), 19, "{all:?}");
+        let (root, _) = walk(tmp.path(), &mut selecting(&["/", "etc/hosts"]));
+        assert_eq!(root, all);
+        let (none, stats) = walk(tmp.path(), &mut selecting(&[]));
+        assert!(none.is_empty(), "{none:?}");
+        assert_eq!(stats.directories, 1);
     }
 }

@@ -7,7 +7,8 @@
 //!   below a target directory, relative to open directories, never following symlinks and
 //!   never leaving the target; [`FileWriter`] writes content sparsely.
 //! * [`create_archive`]: the walk that encodes a live tree as a pxar archive and its catalog,
-//!   with [`Excludes`] (gitignore-style patterns and `.pxarexclude` files).
+//!   with [`Excludes`] (gitignore-style patterns and `.pxarexclude` files) and an optional
+//!   [`Selection`] (only some paths of the tree).
 //! * [`posix_acl`]: conversion between the kernel's ACL xattrs and pxar's ACL items.
 //!
 //! Everything works on file descriptors, so paths longer than `PATH_MAX` are no problem. Linux
@@ -20,6 +21,7 @@ mod error;
 pub mod exclude;
 pub mod posix_acl;
 pub mod restore;
+pub mod select;
 mod writer;
 mod xattr;
 
@@ -29,5 +31,6 @@ pub use create::{create_archive, open_root, CreateOptions, CreateStats, Warn};
 pub use error::{CaptureError, CreateError, RestoreError};
 pub use exclude::{Excludes, PatternError};
 pub use restore::{RestoreOptions, Restorer};
+pub use select::{SelectError, Selected, Selection};
 pub use writer::FileWriter;
 pub use xattr::{is_archived_xattr, CAPABILITY_XATTR};

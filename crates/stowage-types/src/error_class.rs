@@ -12,6 +12,8 @@ pub enum ErrorClass {
     Target,
     /// A snapshot, group or archive does not exist.
     NotFound,
+    /// A command of a host profile marked critical failed: the backup was not made.
+    CriticalCommand,
     /// Stored data is corrupt or missing: a digest, checksum or CRC does not match.
     Verification,
     /// Writing an archive, index or manifest failed.

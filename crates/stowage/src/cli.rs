@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Fast, deduplicating backups in Proxmox Backup Server's datastore format",
     after_help = "Exit codes: 0 ok, 1 internal error, 2 usage, 3 datastore missing or locked, \
 4 source unreadable, 5 target not writable, 6 not found, 7 backup partial (some files unreadable), \
-8 verification failed, \
+8 verification failed, 9 a critical profile command failed, \
 10 archive/index write failed, 11 compression failed, 12 not enough space."
 )]
 pub struct Cli {
@@ -50,7 +50,8 @@ pub enum Command {
     /// Manage datastores
     #[command(subcommand)]
     Datastore(DatastoreCommand),
-    /// Back up disk images, block devices or standard input, and small config files
+    /// Back up disk images, block devices or standard input, directory trees, small config files,
+    /// and a host's configuration with --profile
     Backup(BackupArgs),
     /// Restore an archive of a snapshot to a file, a block device or stdout
     Restore(RestoreArgs),
@@ -90,6 +91,21 @@ pub enum Command {
         #[arg(long, value_name = "GLOB")]
         find: Option<String>,
     },
+    /// List and show host profiles (for `backup --profile`)
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProfileCommand {
+    /// List the profiles `backup --profile NAME` can use: your own (in ~/.config/stowage/profiles
+    /// and /etc/stowage/profiles) and the built-in ones
+    List,
+    /// Print a profile file (to copy and edit: `stowage profile show pve-host > my.toml`)
+    Show {
+        /// A profile name, or a path to a profile file
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -102,8 +118,13 @@ pub enum DatastoreCommand {
 pub struct BackupArgs {
     /// NAME.img:PATH (image file, block device or '-' for stdin), NAME.pxar:DIR (a directory
     /// tree), NAME.conf:FILE or NAME.log:FILE
-    #[arg(required = true, value_name = "SPEC")]
+    #[arg(required_unless_present = "profile", value_name = "SPEC")]
     pub specs: Vec<String>,
+    /// Back up a host's configuration as a profile lists it: paths into one .pxar archive,
+    /// command output into NAME.log blobs (pve-host, pbs-host, your own NAME, or a FILE.toml;
+    /// see `stowage profile list`)
+    #[arg(long, value_name = "NAME|FILE")]
+    pub profile: Option<String>,
     /// vm, ct or host
     #[arg(long, default_value = "host")]
     pub backup_type: String,

@@ -20,6 +20,7 @@ pub fn code(class: ErrorClass) -> i32 {
         ErrorClass::Target => 5,
         ErrorClass::NotFound => 6,
         ErrorClass::Verification => 8,
+        ErrorClass::CriticalCommand => 9,
         ErrorClass::IndexWrite => 10,
         ErrorClass::Compression => 11,
         ErrorClass::NoSpace => 12,

@@ -6,6 +6,7 @@ mod cli;
 mod cmd;
 mod exit;
 mod output;
+mod profile;
 mod progress;
 mod repo;
 mod source;

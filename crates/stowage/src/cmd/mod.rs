@@ -7,6 +7,7 @@ mod datastore;
 mod files;
 mod forget;
 mod groups;
+mod profile;
 mod restore;
 mod snapshots;
 mod verify;
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             path,
         } => cat::run(g, &snapshot, &archive, &path),
         Command::Catalog { snapshot, find } => catalog::run(g, &snapshot, find.as_deref()),
+        Command::Profile(c) => profile::run(g, c),
     }
 }
 

@@ -1,6 +1,7 @@
 //! `stowage backup`: one snapshot of images, directory trees and small files.
 
 mod image;
+mod profile;
 mod summary;
 mod tree;
 
@@ -28,6 +29,10 @@ const BLOB_LIMIT: u64 = 16 * 1024 * 1024;
 struct Spec {
     name: ArchiveName,
     path: String,
+    /// File-tree archives of a profile: only these paths below `path`.
+    selection: Option<stowage_fs::Selection>,
+    /// File-tree archives of a profile: its exclude patterns, besides `--exclude`.
+    excludes: Vec<String>,
 }
 
 fn parse_spec(spec: &str) -> Result<Spec> {
@@ -53,7 +58,29 @@ fn parse_spec(spec: &str) -> Result<Spec> {
     Ok(Spec {
         name,
         path: path.to_string(),
+        selection: None,
+        excludes: Vec::new(),
     })
+}
+
+/// Refuses two archives of one name (from specs and the profile) before anything runs.
+fn check_unique(specs: &[Spec], profile: Option<&profile::Prepared>) -> Result<()> {
+    let mut names: Vec<&ArchiveName> = specs.iter().map(|s| &s.name).collect();
+    if let Some(p) = profile {
+        names.extend(p.profile.commands.iter().map(|c| &c.log));
+    }
+    for (i, name) in names.iter().enumerate() {
+        if names[..i]
+            .iter()
+            .any(|n| n.stored_name() == name.stored_name())
+        {
+            return Err(fail(
+                ErrorClass::Usage,
+                format!("two archives named {name}: rename one"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn parse_time(text: &str) -> Result<BackupTime> {
@@ -139,7 +166,7 @@ impl Ctx<'_> {
 
 pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
     let started = Instant::now();
-    let specs = args
+    let mut specs = args
         .specs
         .iter()
         .map(|s| parse_spec(s))
@@ -148,9 +175,23 @@ pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
     let group = BackupGroup::new(args.backup_type.parse()?, &id)?;
     let time = args.backup_time.as_deref().map(parse_time).transpose()?;
     let mut tree_options = tree::options(&args)?;
+    let mut prepared = args
+        .profile
+        .as_deref()
+        .map(|arg| profile::prepare(g, arg))
+        .transpose()?;
+    if let Some(spec) = prepared.as_mut().and_then(|p| p.spec.take()) {
+        specs.push(spec);
+    }
+    check_unique(&specs, prepared.as_ref())?;
     let planned = plan(&specs)?;
 
     let store = repo::open(g)?;
+    // Before the snapshot starts: a critical command that fails leaves nothing behind.
+    let ran = match &prepared {
+        Some(p) => profile::run_commands(g, &p.profile)?,
+        None => Vec::new(),
+    };
     let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
     let mut writer = store.begin_backup(&group, time, &format!("{user}@pam"))?;
     let talk = g.output_format == OutputFormat::Text;
@@ -211,6 +252,7 @@ pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
         }
         summaries.push(summary);
     }
+    blobs.extend(profile::store_logs(&mut writer, &ran, talk)?);
     if let Some(catalog) = catalog {
         let name = ArchiveName::parse("catalog.pcat1")?;
         let index = tree::store_catalog(&ctx, catalog)?;
@@ -229,7 +271,7 @@ pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
     );
     let snapshot = writer.finish(unprotected)?;
     let secs = started.elapsed().as_secs_f64();
-    let report = json!({
+    let mut report = json!({
         "snapshot": snapshot.to_string(),
         "archives": summaries,
         "blobs": blobs,
@@ -243,6 +285,9 @@ pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
         "duration_s": secs,
         "throughput_bps": if secs > 0.0 { totals.size as f64 / secs } else { 0.0 },
     });
+    if let Some(p) = &prepared {
+        report["profile"] = profile::report(p, &ran);
+    }
     if !print_json(g.output_format, &report)? {
         println!("Snapshot: {snapshot}");
         println!(

@@ -32,6 +32,7 @@ pub(super) fn options(args: &BackupArgs) -> Result<CreateOptions> {
     Ok(CreateOptions {
         one_file_system: args.one_file_system,
         excludes,
+        selection: None,
     })
 }
 
@@ -70,12 +71,21 @@ pub(super) fn backup(
     options: &mut CreateOptions,
 ) -> Result<(DynamicIndex, ArchiveSummary)> {
     let rules = options.excludes.len();
-    if Path::new(&spec.path) == Path::new("/") {
-        // The contents of these are made up by the kernel or lost at boot.
+    let whole = spec.selection.as_ref().is_none_or(|s| s.is_all());
+    if Path::new(&spec.path) == Path::new("/") && whole {
+        // The contents of these are made up by the kernel or lost at boot (a profile that selects
+        // paths below them gets them).
         for pattern in ["/dev/*", "/run/*", "/proc/*", "/sys/*"] {
             let _ = options.excludes.add(b"", pattern.as_bytes());
         }
     }
+    for pattern in &spec.excludes {
+        if let Err(e) = options.excludes.add(b"", pattern.as_bytes()) {
+            options.excludes.truncate(rules);
+            return Err(fail(ErrorClass::Usage, e.to_string()));
+        }
+    }
+    options.selection = spec.selection.clone();
     if let Some(cat) = catalog.as_deref_mut() {
         cat.start_directory(spec.name.stored_name().as_bytes())?;
     }
@@ -110,6 +120,7 @@ pub(super) fn backup(
         (stream, walked)
     });
     options.excludes.truncate(rules);
+    options.selection = None;
     // A failed pipeline makes the walker fail too (its pipe closes): report the pipeline's error.
     let stream = stream?;
     let walked = walked.with_context(|| format!("backup of {} failed", spec.path))?;
