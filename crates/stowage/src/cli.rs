@@ -81,7 +81,7 @@ pub enum Command {
         /// Archive name, for example root.pxar
         archive: String,
         /// Path of the file inside the archive, for example /etc/hostname
-        path: String,
+        path: std::ffi::OsString,
     },
     /// List the files of a snapshot's file-tree archives from its catalog
     Catalog {
@@ -89,7 +89,7 @@ pub enum Command {
         snapshot: String,
         /// Only paths matching this glob (`*`, `?`, `**`, `[a-z]`), e.g. 'root.pxar.didx/etc/**'
         #[arg(long, value_name = "GLOB")]
-        find: Option<String>,
+        find: Option<std::ffi::OsString>,
     },
     /// List and show host profiles (for `backup --profile`)
     #[command(subcommand)]
@@ -156,7 +156,7 @@ pub struct RestoreArgs {
     /// Restore only entries matching this path or glob, and all below them (repeatable;
     /// file-tree archives)
     #[arg(long, value_name = "PATH_OR_GLOB")]
-    pub include: Vec<String>,
+    pub include: Vec<std::ffi::OsString>,
 }
 
 #[derive(Args, Debug)]

@@ -1,6 +1,8 @@
 //! `stowage cat`: print one file of a file-tree archive.
 
+use std::ffi::OsStr;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 
 use anyhow::{Context, Result};
 use stowage_archive::{Decoder, EntryKind, Event};
@@ -12,7 +14,7 @@ use crate::cli::GlobalOpts;
 use crate::exit::{fail, OK};
 use crate::repo;
 
-pub fn run(g: &GlobalOpts, snapshot: &str, archive: &str, path: &str) -> Result<i32> {
+pub fn run(g: &GlobalOpts, snapshot: &str, archive: &str, path: &OsStr) -> Result<i32> {
     let archive = ArchiveName::parse(archive)?;
     if archive.kind() != ArchiveKind::Pxar {
         return Err(fail(
@@ -20,7 +22,8 @@ pub fn run(g: &GlobalOpts, snapshot: &str, archive: &str, path: &str) -> Result<
             format!("{archive} is not a file-tree archive; use 'stowage restore' for it"),
         ));
     }
-    let wanted: Vec<u8> = path.trim_start_matches('/').as_bytes().to_vec();
+    let wanted: Vec<u8> = super::restore::trim_slashes(path.as_bytes()).to_vec();
+    let path = path.to_string_lossy();
     let store = repo::open(g)?;
     let snapshot = store.resolve_snapshot(snapshot)?;
     let manifest = store.load_manifest(&snapshot)?;

@@ -1,5 +1,8 @@
 //! `stowage catalog`: list or search the files of a snapshot without reading archive data.
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
 use anyhow::Result;
 use serde_json::json;
 use stowage_format::catalog::CatalogEntryKind;
@@ -25,7 +28,7 @@ fn kind_letter(kind: &CatalogEntryKind) -> char {
     }
 }
 
-pub fn run(g: &GlobalOpts, snapshot: &str, find: Option<&str>) -> Result<i32> {
+pub fn run(g: &GlobalOpts, snapshot: &str, find: Option<&OsStr>) -> Result<i32> {
     let store = repo::open(g)?;
     let snapshot = store.resolve_snapshot(snapshot)?;
     let manifest = store.load_manifest(&snapshot)?;
@@ -40,7 +43,7 @@ pub fn run(g: &GlobalOpts, snapshot: &str, find: Option<&str>) -> Result<i32> {
     let bytes = read_all(&store, &index, "catalog", super::threads(g))?;
     let reader = CatalogReader::new(&bytes)?;
     let entries: Box<dyn Iterator<Item = _>> = match find {
-        Some(pattern) => Box::new(reader.find(pattern.trim_start_matches('/').as_bytes())?),
+        Some(pattern) => Box::new(reader.find(super::restore::trim_slashes(pattern.as_bytes()))?),
         None => Box::new(reader.walk()),
     };
     let json = g.output_format != crate::cli::OutputFormat::Text;

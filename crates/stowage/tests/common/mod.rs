@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod tree;
+
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fs;

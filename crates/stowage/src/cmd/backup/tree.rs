@@ -90,15 +90,11 @@ pub(super) fn backup(
         cat.start_directory(spec.name.stored_name().as_bytes())?;
     }
     let (writer, reader) = pipe(PIPE_PIECES);
-    let quiet = ctx.g.quiet;
     let (stream, walked) = std::thread::scope(|s| {
         let walker = s.spawn(|| {
             let mut encoder = Encoder::new(writer, Format::unified(), &root.metadata)?;
-            let mut warn = |message: String| {
-                if !quiet {
-                    eprintln!("warning: {message}");
-                }
-            };
+            // Each entry left out is reported, even with --quiet: it is data not backed up.
+            let mut warn = |message: String| eprintln!("warning: {message}");
             let stats = stowage_fs::create_archive(
                 root,
                 &mut encoder,

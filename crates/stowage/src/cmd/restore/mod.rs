@@ -3,6 +3,8 @@
 
 mod tree;
 
+pub use tree::trim_slashes;
+
 use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

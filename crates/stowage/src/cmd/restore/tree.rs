@@ -1,6 +1,6 @@
 //! Restoring a file-tree archive (all of it, or the entries `--include` names) into a directory.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -21,13 +21,15 @@ use crate::exit::fail;
 pub struct Includes(Vec<Glob>);
 
 impl Includes {
-    pub fn new(patterns: &[String]) -> Result<Includes> {
+    pub fn new(patterns: &[OsString]) -> Result<Includes> {
         let globs = patterns
             .iter()
             .map(|p| {
-                let p = p.trim_start_matches('/').trim_end_matches('/');
-                Glob::new(p.as_bytes())
-                    .map_err(|e| fail(ErrorClass::Usage, format!("--include {p}: {e}")))
+                let p = trim_slashes(p.as_bytes());
+                Glob::new(p).map_err(|e| {
+                    let shown = String::from_utf8_lossy(p);
+                    fail(ErrorClass::Usage, format!("--include {shown}: {e}"))
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Includes(globs))
@@ -40,6 +42,17 @@ impl Includes {
     pub fn matches(&self, path: &[u8]) -> bool {
         self.everything() || self.0.iter().any(|g| g.is_match(path))
     }
+}
+
+/// A path as the user gives it (`/etc/`, `etc`) in the archive's form (`etc`).
+pub fn trim_slashes(mut p: &[u8]) -> &[u8] {
+    while let [b'/', rest @ ..] = p {
+        p = rest;
+    }
+    while let [rest @ .., b'/'] = p {
+        p = rest;
+    }
+    p
 }
 
 /// A directory seen in the archive, created only once something in it is restored.
@@ -56,6 +69,8 @@ pub struct TreeRestore<'a> {
     includes: &'a Includes,
     stack: Vec<Pending>,
     root_metadata: Option<Metadata>,
+    /// Regular files restored so far, for hardlinks in a partial restore.
+    files: std::collections::HashSet<Vec<u8>>,
     buf: Vec<u8>,
     pub entries: u64,
 }
@@ -74,6 +89,7 @@ impl<'a> TreeRestore<'a> {
             includes,
             stack: Vec::new(),
             root_metadata: None,
+            files: std::collections::HashSet::new(),
             buf: vec![0; 1 << 20],
             entries: 0,
         })
@@ -146,12 +162,25 @@ impl<'a> TreeRestore<'a> {
                     writer.put(&self.buf[..n])?;
                 }
                 writer.finish()?;
+                if !self.includes.everything() {
+                    self.files.insert(full);
+                }
             }
             EntryKind::Symlink { target } => self.restorer.symlink(name, &metadata, &target)?,
             EntryKind::Device(d) => self.restorer.device(name, &metadata, d.major, d.minor)?,
             EntryKind::Fifo => self.restorer.fifo(name, &metadata)?,
             EntryKind::Socket => self.restorer.socket(name, &metadata)?,
             EntryKind::Hardlink { target_path, .. } => {
+                if !self.includes.everything() && !self.files.contains(&target_path) {
+                    return Err(fail(
+                        ErrorClass::Usage,
+                        format!(
+                            "{} is a hardlink to {}, which is not being restored; include that path too",
+                            String::from_utf8_lossy(&full),
+                            String::from_utf8_lossy(&target_path)
+                        ),
+                    ));
+                }
                 self.restorer.hardlink(name, &target_path)?
             }
             EntryKind::Directory => {}
@@ -174,7 +203,7 @@ impl<'a> TreeRestore<'a> {
 pub struct TreeTarget<'a> {
     pub target: &'a str,
     pub overwrite: bool,
-    pub includes: &'a [String],
+    pub includes: &'a [OsString],
 }
 
 /// Restores the archive behind `index` into the target directory; returns the entries restored.
