@@ -51,7 +51,7 @@ measure() {
     local fps mbs
     fps=$(awk -v f="$FILES" -v s="$secs" 'BEGIN { printf "%.0f", (s > 0 ? f / s : 0) }')
     mbs=$(awk -v b="$BYTES" -v s="$secs" 'BEGIN { printf "%.0f", (s > 0 ? b / s / 1e6 : 0) }')
-    RESULTS+=("$label|$secs|$fps|$mbs|$((rss / 1024))")
+    RESULTS+=("$label;$secs;$fps;$mbs;$((rss / 1024))")
     printf '%-44s %8s s %8s files/s %6s MB/s %6s MiB\n' "$label" "$secs" "$fps" "$mbs" "$((rss / 1024))" >&2
     eval "T_$(echo "$label" | tr -c 'a-zA-Z0-9\n' '_')=$secs"
 }
@@ -90,8 +90,8 @@ echo
 echo "| step | seconds | files/s | MB/s | peak RSS MiB |"
 echo "|---|---:|---:|---:|---:|"
 for r in "${RESULTS[@]}"; do
-    IFS='|' read -r l s f m k <<<"$r"
-    echo "| $l | $s | $f | $m | $k |"
+    IFS=';' read -r l s f m k <<<"$r"
+    echo "| ${l//|/\\|} | $s | $f | $m | $k |"
 done
 echo
 echo "| target | measured |"
