@@ -1,5 +1,9 @@
 //! The image backup pipeline:
 //! reader -> [bounded] -> workers (zero check, SHA-256, known?, zstd, store) -> [bounded] -> collector.
+//!
+//! A source may also hand over chunks that are already in the store by reference
+//! ([`Next::Known`]): they take their place in the digest list and cost no hashing, compression
+//! or store access.
 
 use std::collections::HashSet;
 use std::io::{self, Read};
@@ -64,7 +68,8 @@ pub struct ImageBackupStats {
     pub chunks: u64,
     /// Bytes in chunks that are all zero.
     pub zero_bytes: u64,
-    /// Bytes in non-zero chunks the store already had (previous snapshot, store, or this backup).
+    /// Bytes in non-zero chunks the store already had (previous snapshot, store, or this backup),
+    /// and in known chunks the source re-referenced ([`Next::Known`], never counted as zero).
     pub reused_bytes: u64,
     /// Plain bytes of the chunks this backup stored.
     pub new_bytes: u64,
@@ -85,27 +90,52 @@ pub struct ImageBackup {
     pub stats: ImageBackupStats,
 }
 
+/// What [`ImageSource::next_chunk`] produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// The stream is over.
+    End,
+    /// The next chunk is in `buf` (at least one byte).
+    Data,
+    /// The next chunk is one the store already holds (a chunk of the previous snapshot,
+    /// re-referenced): `len` bytes (at least one) with this digest. `buf` is untouched. The
+    /// pipeline neither hashes, compresses, nor stores it; it counts as reused.
+    Known { digest: Digest, len: u32 },
+}
+
 /// Image data, read sequentially one chunk at a time.
 pub trait ImageSource: Send {
-    /// Reads the next chunk, at most `len` bytes (fewer only at the end), into `buf` (cleared
-    /// first). Returns false at the end of the image.
-    fn next_chunk(&mut self, len: usize, buf: &mut Vec<u8>) -> io::Result<bool>;
+    /// Produces the next chunk. Data chunks are read into `buf` (cleared first), at most `len`
+    /// bytes (fewer only at the end) for fixed-size sources; content-defined sources ignore
+    /// `len`.
+    fn next_chunk(&mut self, len: usize, buf: &mut Vec<u8>) -> io::Result<Next>;
 }
 
 /// Any [`Read`] (a file, a block device, a pipe, standard input) as an [`ImageSource`].
 pub struct StreamSource<R>(pub R);
 
 impl<R: Read + Send> ImageSource for StreamSource<R> {
-    fn next_chunk(&mut self, len: usize, buf: &mut Vec<u8>) -> io::Result<bool> {
+    fn next_chunk(&mut self, len: usize, buf: &mut Vec<u8>) -> io::Result<Next> {
         buf.clear();
         (&mut self.0).take(len as u64).read_to_end(buf)?;
-        Ok(!buf.is_empty())
+        Ok(if buf.is_empty() {
+            Next::End
+        } else {
+            Next::Data
+        })
     }
 }
 
 struct Job {
     index: usize,
-    buf: Vec<u8>,
+    work: Work,
+}
+
+enum Work {
+    /// Data to hash and maybe store; the buffer goes back to the pool afterwards.
+    Data(Vec<u8>),
+    /// A chunk the store already holds.
+    Known { digest: Digest, len: u32 },
 }
 
 enum Outcome {
@@ -123,7 +153,8 @@ struct Done {
 
 /// Backs up one stream read sequentially from `source` in chunks of at most `chunk_size` bytes
 /// (exactly that for images; content-defined for archives, see [`CdcSource`]), with `threads`
-/// workers. Memory: at most `2 * threads + 2` chunk buffers, fewer for big chunk sizes.
+/// workers. Memory: at most `2 * threads + 2` chunk buffers, fewer for big chunk sizes; known
+/// chunks ([`Next::Known`]) take no buffer.
 pub fn backup_image(
     source: &mut dyn ImageSource,
     source_name: &str,
@@ -171,8 +202,20 @@ pub fn backup_image(
                     }
                 };
                 for job in job_rx {
-                    let result = worker.process(&job);
-                    let _ = pool_tx.send(job.buf);
+                    let result = match job.work {
+                        Work::Data(buf) => {
+                            let result = worker.process(job.index, &buf);
+                            let _ = pool_tx.send(buf);
+                            result
+                        }
+                        Work::Known { digest, len } => Ok(Done {
+                            index: job.index,
+                            digest,
+                            len: u64::from(len),
+                            zero: false,
+                            outcome: Outcome::Reused,
+                        }),
+                    };
                     if done_tx.send(result).is_err() {
                         return;
                     }
@@ -211,25 +254,46 @@ fn read_chunks(
     cancel: &AtomicBool,
     counters: &BackupCounters,
 ) -> Result<(), PipelineError> {
+    let source_error = |source: io::Error| PipelineError::SourceRead {
+        name: name.to_string(),
+        source,
+    };
+    let invalid = |what: &str| source_error(io::Error::new(io::ErrorKind::InvalidData, what));
+    // A buffer the source left untouched (it produced a known chunk): used for the next call.
+    let mut spare: Option<Vec<u8>> = None;
     for index in 0.. {
         if cancel.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let Ok(mut buf) = pool.recv() else {
-            return Ok(());
+        let mut buf = match spare.take() {
+            Some(buf) => buf,
+            None => match pool.recv() {
+                Ok(buf) => buf,
+                Err(_) => return Ok(()),
+            },
         };
-        let more = source.next_chunk(chunk_size, &mut buf).map_err(|source| {
-            PipelineError::SourceRead {
-                name: name.to_string(),
-                source,
+        let work = match source
+            .next_chunk(chunk_size, &mut buf)
+            .map_err(source_error)?
+        {
+            Next::End => return Ok(()),
+            Next::Data => {
+                if buf.is_empty() {
+                    return Err(invalid("the source produced an empty chunk"));
+                }
+                counters.read.fetch_add(buf.len() as u64, Ordering::Relaxed);
+                Work::Data(buf)
             }
-        })?;
-        if !more {
-            return Ok(());
-        }
-        let n = buf.len();
-        counters.read.fetch_add(n as u64, Ordering::Relaxed);
-        if jobs.send(Job { index, buf }).is_err() {
+            Next::Known { digest, len } => {
+                if len == 0 {
+                    return Err(invalid("the source produced an empty known chunk"));
+                }
+                counters.read.fetch_add(u64::from(len), Ordering::Relaxed);
+                spare = Some(buf);
+                Work::Known { digest, len }
+            }
+        };
+        if jobs.send(Job { index, work }).is_err() {
             return Ok(());
         }
     }
@@ -269,8 +333,7 @@ impl<'a> Worker<'a> {
         })
     }
 
-    fn process(&mut self, job: &Job) -> Result<Done, PipelineError> {
-        let data = &job.buf[..];
+    fn process(&mut self, index: usize, data: &[u8]) -> Result<Done, PipelineError> {
         let zero = is_zero(data);
         let digest = if zero && data.len() == self.chunk_size {
             *self.zero
@@ -292,7 +355,7 @@ impl<'a> Worker<'a> {
             Outcome::New { encoded }
         };
         Ok(Done {
-            index: job.index,
+            index,
             digest,
             len: data.len() as u64,
             zero,
@@ -347,28 +410,8 @@ fn collect(done: &Receiver<Result<Done, PipelineError>>) -> Result<Collected, Pi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::StoreError;
-    use std::collections::HashMap;
-
-    #[derive(Default)]
-    struct MemStore {
-        chunks: Mutex<HashMap<Digest, Vec<u8>>>,
-        inserts: AtomicU64,
-    }
-
-    impl ChunkSink for MemStore {
-        fn touch_chunk(&self, digest: &Digest) -> Result<bool, StoreError> {
-            Ok(self.chunks.lock().unwrap().contains_key(digest))
-        }
-        fn insert_chunk(&self, digest: &Digest, encoded: &[u8]) -> Result<(), StoreError> {
-            self.inserts.fetch_add(1, Ordering::Relaxed);
-            self.chunks
-                .lock()
-                .unwrap()
-                .insert(*digest, encoded.to_vec());
-            Ok(())
-        }
-    }
+    use crate::testutil::MemStore;
+    use std::collections::VecDeque;
 
     fn image(chunks: &[u8], cs: usize, tail: usize) -> Vec<u8> {
         let mut v = Vec::new();
@@ -410,7 +453,7 @@ mod tests {
         }
         // Two zero chunks and two chunks of fives: each stored once.
         let unique: HashSet<_> = b.digests.iter().collect();
-        assert_eq!(store.inserts.load(Ordering::Relaxed) as usize, unique.len());
+        assert_eq!(store.inserts() as usize, unique.len());
         assert_eq!(b.stats.zero_bytes, 2 * 4096);
         assert_eq!(b.stats.new_chunks as usize, unique.len());
         assert_eq!(
@@ -429,7 +472,7 @@ mod tests {
         assert_eq!(second.digests, first.digests);
         assert_eq!(second.stats.new_chunks, 0);
         assert_eq!(second.stats.reused_bytes, data.len() as u64);
-        assert_eq!(store.inserts.load(Ordering::Relaxed), 4);
+        assert_eq!(store.inserts(), 4);
     }
 
     #[test]
@@ -468,5 +511,141 @@ mod tests {
         .unwrap_err();
         assert!(matches!(err, PipelineError::SourceRead { .. }), "{err}");
         assert!(err.to_string().contains("failing"));
+    }
+
+    /// A source that plays back a list of data and known chunks.
+    struct Scripted(VecDeque<Step>);
+
+    #[derive(Clone)]
+    enum Step {
+        Data(Vec<u8>),
+        Known(Digest, u32),
+    }
+
+    impl ImageSource for Scripted {
+        fn next_chunk(&mut self, _len: usize, buf: &mut Vec<u8>) -> io::Result<Next> {
+            Ok(match self.0.pop_front() {
+                None => Next::End,
+                Some(Step::Data(d)) => {
+                    buf.clear();
+                    buf.extend_from_slice(&d);
+                    Next::Data
+                }
+                Some(Step::Known(digest, len)) => Next::Known { digest, len },
+            })
+        }
+    }
+
+    fn known_digest(n: u8) -> Digest {
+        Digest([n; 32])
+    }
+
+    fn run_scripted(
+        steps: &[Step],
+        store: &MemStore,
+        threads: usize,
+    ) -> Result<(ImageBackup, u64), PipelineError> {
+        let counters = BackupCounters::default();
+        let b = backup_image(
+            &mut Scripted(steps.iter().cloned().collect()),
+            "scripted",
+            store,
+            &BackupSession::new(HashSet::new()),
+            4096,
+            threads,
+            &counters,
+        )?;
+        Ok((b, counters.read.load(Ordering::Relaxed)))
+    }
+
+    #[test]
+    fn known_chunks_take_their_place_without_store_access() {
+        let a: Vec<u8> = (0..4096u32).map(|i| (i * 7) as u8).collect();
+        let b = vec![3u8; 100];
+        let zeros = vec![0u8; 4096];
+        let zero = zero_digest(4096);
+        let steps = [
+            Step::Data(a.clone()),
+            Step::Known(known_digest(1), 5000),
+            Step::Known(known_digest(2), 3),
+            Step::Data(b.clone()),
+            Step::Data(zeros.clone()),
+            // A known chunk that happens to be all zeros still counts as reused.
+            Step::Known(zero, 4096),
+            Step::Data(a.clone()),
+            Step::Known(known_digest(1), 5000),
+        ];
+        for threads in [1, 2, 5] {
+            let store = MemStore::default();
+            let (backup, read) = run_scripted(&steps, &store, threads).unwrap();
+            assert_eq!(
+                backup.digests,
+                [
+                    sha256(&a),
+                    known_digest(1),
+                    known_digest(2),
+                    sha256(&b),
+                    zero,
+                    zero,
+                    sha256(&a),
+                    known_digest(1)
+                ]
+            );
+            assert_eq!(backup.lengths, [4096, 5000, 3, 100, 4096, 4096, 4096, 5000]);
+            let size = 4096 * 4 + 5000 * 2 + 3 + 100;
+            assert_eq!(backup.size, size);
+            assert_eq!(read, size, "known chunks move the progress counter");
+            let s = &backup.stats;
+            assert_eq!(s.chunks, 8);
+            assert_eq!(s.zero_bytes, 4096);
+            assert_eq!(s.new_bytes, 4096 + 100);
+            assert_eq!(s.new_chunks, 3);
+            assert_eq!(s.reused_bytes, 5000 + 3 + 4096 + 4096 + 5000);
+            assert_eq!(s.zero_bytes + s.reused_bytes + s.new_bytes, size);
+            // Stored: a, b and the zero chunk, once each; known chunks never reach the store.
+            assert_eq!(store.inserts(), 3);
+            for d in [known_digest(1), known_digest(2)] {
+                assert!(!store.holds(&d) && !store.was_touched(&d));
+            }
+            assert_eq!(store.touched.lock().unwrap().len(), 3);
+        }
+    }
+
+    #[test]
+    fn long_runs_of_known_chunks_keep_order() {
+        // Far more known chunks in a row than there are buffers or queue slots.
+        let mut steps = Vec::new();
+        for i in 0..300u32 {
+            if i % 50 == 0 {
+                steps.push(Step::Data(vec![i as u8 + 1; 4096]));
+            }
+            steps.push(Step::Known(known_digest((i % 200) as u8), i + 1));
+        }
+        for threads in [1, 3] {
+            let store = MemStore::default();
+            let (backup, read) = run_scripted(&steps, &store, threads).unwrap();
+            let expected: Vec<Digest> = steps
+                .iter()
+                .map(|s| match s {
+                    Step::Data(d) => sha256(d),
+                    Step::Known(d, _) => *d,
+                })
+                .collect();
+            assert_eq!(backup.digests, expected);
+            let known: u64 = (1..=300).sum();
+            assert_eq!(backup.stats.reused_bytes, known);
+            assert_eq!(backup.stats.new_bytes, 6 * 4096);
+            assert_eq!(read, known + 6 * 4096);
+            assert_eq!(store.inserts(), 6);
+        }
+    }
+
+    #[test]
+    fn empty_chunks_from_a_source_are_errors() {
+        for step in [Step::Known(known_digest(1), 0), Step::Data(Vec::new())] {
+            let store = MemStore::default();
+            let err = run_scripted(&[Step::Data(vec![1; 10]), step], &store, 2).unwrap_err();
+            assert!(matches!(err, PipelineError::SourceRead { .. }), "{err}");
+        }
     }
 }

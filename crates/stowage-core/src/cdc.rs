@@ -4,7 +4,7 @@ use std::io::{self, Read};
 
 use stowage_chunker::Buzhash;
 
-use crate::ImageSource;
+use crate::{ImageSource, Next};
 
 const READ_SIZE: usize = 1 << 20;
 
@@ -38,12 +38,16 @@ impl<R: Read + Send> CdcSource<R> {
 
 impl<R: Read + Send> ImageSource for CdcSource<R> {
     /// `len` is ignored: the content decides where chunks end.
-    fn next_chunk(&mut self, _len: usize, buf: &mut Vec<u8>) -> io::Result<bool> {
+    fn next_chunk(&mut self, _len: usize, buf: &mut Vec<u8>) -> io::Result<Next> {
         buf.clear();
         loop {
             if self.pos == self.end {
                 if self.eof {
-                    return Ok(!buf.is_empty());
+                    return Ok(if buf.is_empty() {
+                        Next::End
+                    } else {
+                        Next::Data
+                    });
                 }
                 let n = loop {
                     match self.reader.read(&mut self.scratch) {
@@ -61,7 +65,7 @@ impl<R: Read + Send> ImageSource for CdcSource<R> {
                 Some(k) => {
                     buf.extend_from_slice(&available[..k]);
                     self.pos += k;
-                    return Ok(true);
+                    return Ok(Next::Data);
                 }
                 None => {
                     buf.extend_from_slice(available);
@@ -86,7 +90,7 @@ mod tests {
         let mut buf = Vec::new();
         let mut got = Vec::new();
         let mut joined = Vec::new();
-        while source.next_chunk(0, &mut buf).unwrap() {
+        while source.next_chunk(0, &mut buf).unwrap() == Next::Data {
             got.push(buf.len());
             joined.extend_from_slice(&buf);
         }

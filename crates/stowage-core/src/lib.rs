@@ -9,19 +9,25 @@ mod cdc;
 mod chunk;
 mod error;
 mod layout;
+mod payload;
 mod pipe;
+mod random;
 mod restore;
+#[cfg(test)]
+mod testutil;
 mod traits;
 
 pub use backup::{
-    backup_image, BackupCounters, BackupSession, ImageBackup, ImageBackupStats, ImageSource,
+    backup_image, BackupCounters, BackupSession, ImageBackup, ImageBackupStats, ImageSource, Next,
     StreamSource,
 };
 pub use cdc::CdcSource;
 pub use chunk::{decode_and_verify, zero_digest, ChunkCheckError};
 pub use error::{PipelineError, StoreError};
 pub use layout::ChunkLayout;
+pub use payload::{payload_pipe, PayloadSource, PayloadWriter};
 pub use pipe::{pipe, PipeReader, PipeWriter};
+pub use random::RandomReader;
 pub use restore::{restore_image, RestoreCounters, RestoreStats};
 pub use traits::{ChunkSink, ChunkSource, ImageTarget};
 

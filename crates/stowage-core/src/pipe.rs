@@ -6,7 +6,8 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::ImageTarget;
 
-const PIECE: usize = 1 << 20;
+/// Bytes per message between the two ends.
+pub(crate) const PIECE: usize = 1 << 20;
 
 /// The writing end. Dropping it ends the stream; [`PipeWriter::fail`] ends it with an error.
 pub struct PipeWriter {
@@ -37,7 +38,7 @@ pub fn pipe(pieces: usize) -> (PipeWriter, PipeReader) {
     )
 }
 
-fn closed() -> io::Error {
+pub(crate) fn closed() -> io::Error {
     io::Error::new(io::ErrorKind::BrokenPipe, "the reading side stopped")
 }
 

@@ -18,7 +18,7 @@ use std::path::Path;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
-use stowage_archive::{Encoder, FileType, LinkOffset};
+use stowage_archive::{Encoder, FileType, LinkOffset, Metadata};
 use stowage_format::CatalogWriter;
 
 use crate::capture::{capture, read_dir_sorted, Captured};
@@ -52,6 +52,8 @@ pub struct CreateStats {
     pub excluded: u64,
     /// Entries that vanished or could not be read; each was reported.
     pub warnings: u64,
+    /// Files unchanged since the previous snapshot whose payload was re-referenced, not read.
+    pub reused: u64,
 }
 
 /// Receives one line per entry that could not be backed up.
@@ -110,9 +112,29 @@ enum Place {
     Below(u64),
 }
 
+/// Metadata change detection for split archives: re-references the payload of a file that is
+/// unchanged since the previous snapshot instead of reading it again.
+pub trait PayloadReuse {
+    /// If the previous snapshot holds `path` with the same metadata and size, puts its payload
+    /// into the payload stream (by appending, by reference, the previous chunks that hold it) and
+    /// returns its offset in the new payload stream and the number of bytes appended to it.
+    /// `payload_position` is the new payload stream's length so far.
+    fn reuse(
+        &mut self,
+        path: &[u8],
+        metadata: &Metadata,
+        size: u64,
+        payload_position: u64,
+    ) -> std::io::Result<Option<(u64, u64)>>;
+
+    /// A new file's payload is about to be written: a good place for a chunk boundary.
+    fn new_payload(&mut self);
+}
+
 struct Walk<'a, W: Write, P: Write, C: Write> {
     encoder: &'a mut Encoder<W, P>,
     catalog: Option<&'a mut CatalogWriter<C>>,
+    reuse: Option<&'a mut dyn PayloadReuse>,
     options: &'a mut CreateOptions,
     warn: Warn<'a>,
     stats: CreateStats,
@@ -141,6 +163,18 @@ pub fn create_archive<W: Write, P: Write, C: Write>(
     options: &mut CreateOptions,
     warn: Warn<'_>,
 ) -> Result<CreateStats, CreateError> {
+    create_split_archive(root, encoder, catalog, options, warn, None)
+}
+
+/// [`create_archive`] for a split archive, re-using unchanged payloads through `reuse`.
+pub fn create_split_archive<'a, W: Write, P: Write, C: Write>(
+    root: Captured,
+    encoder: &'a mut Encoder<W, P>,
+    catalog: Option<&'a mut CatalogWriter<C>>,
+    options: &'a mut CreateOptions,
+    warn: Warn<'a>,
+    reuse: Option<&'a mut dyn PayloadReuse>,
+) -> Result<CreateStats, CreateError> {
     let root_dev = root.dev;
     let Some(fd) = root.fd else {
         return Err(CreateError::Root {
@@ -151,6 +185,7 @@ pub fn create_archive<W: Write, P: Write, C: Write>(
     let mut walk = Walk {
         encoder,
         catalog,
+        reuse,
         options,
         warn,
         stats: CreateStats::default(),
@@ -386,6 +421,26 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
         }
         self.stats.files += 1;
         let size = c.size;
+        if let Some(reuse) = self.reuse.as_deref_mut() {
+            let position = self.encoder.payload_position();
+            match reuse.reuse(&path, &c.metadata, size, position) {
+                Ok(Some((offset, appended))) => {
+                    self.encoder.advance_payload(appended)?;
+                    let link = self
+                        .encoder
+                        .add_file_reused(name, &c.metadata, size, offset)?;
+                    self.stats.reused += 1;
+                    self.stats.bytes += size;
+                    self.catalog_add(|cat| cat.add_file(name, size, c.metadata.stat.mtime.secs))?;
+                    if c.nlink > 1 {
+                        self.links.insert((c.dev, c.ino), (path, link));
+                    }
+                    return Ok(());
+                }
+                Ok(None) => reuse.new_payload(),
+                Err(e) => return Err(CreateError::Write(e)),
+            }
+        }
         let mut writer = self.encoder.add_file(name, &c.metadata, size)?;
         let link = writer.link_offset();
         let mut copied = 0u64;

@@ -27,7 +27,9 @@ mod xattr;
 
 pub use apply::RestoreStats;
 pub use capture::{capture, read_dir_sorted, Captured};
-pub use create::{create_archive, open_root, CreateOptions, CreateStats, Warn};
+pub use create::{
+    create_archive, create_split_archive, open_root, CreateOptions, CreateStats, PayloadReuse, Warn,
+};
 pub use error::{CaptureError, CreateError, RestoreError};
 pub use exclude::{Excludes, PatternError};
 pub use restore::{RestoreOptions, Restorer};

@@ -39,6 +39,13 @@ pub struct GlobalOpts {
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeDetection {
+    Legacy,
+    Data,
+    Metadata,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
     Text,
     Json,
@@ -140,6 +147,11 @@ pub struct BackupArgs {
     /// Do not descend into other mounted file systems (.pxar archives)
     #[arg(long)]
     pub one_file_system: bool,
+    /// How file trees are stored: `legacy` (one .pxar stream), `data` (split .mpxar/.ppxar),
+    /// `metadata` (split; files whose metadata did not change since the previous snapshot are
+    /// not read again)
+    #[arg(long, value_enum, default_value_t = ChangeDetection::Legacy)]
+    pub change_detection_mode: ChangeDetection,
 }
 
 #[derive(Args, Debug)]

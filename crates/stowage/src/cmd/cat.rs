@@ -5,7 +5,7 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 
 use anyhow::{Context, Result};
-use stowage_archive::{Decoder, EntryKind, Event};
+use stowage_archive::{Decoder, EntryKind, Event, Payload};
 use stowage_core::RestoreCounters;
 use stowage_types::{ArchiveKind, ArchiveName, ErrorClass};
 
@@ -27,7 +27,10 @@ pub fn run(g: &GlobalOpts, snapshot: &str, archive: &str, path: &OsStr) -> Resul
     let store = repo::open(g)?;
     let snapshot = store.resolve_snapshot(snapshot)?;
     let manifest = store.load_manifest(&snapshot)?;
-    let index = store.read_dynamic_index(&snapshot, &manifest, &archive)?;
+    let (index, payload) = super::restore::tree_indexes(&store, &snapshot, &manifest, &archive)?;
+    let mut payload_reader = payload
+        .as_ref()
+        .map(|p| stowage_core::RandomReader::new(p, store.chunk_store(), 4));
     let counters = RestoreCounters::default();
     let threads = super::threads(g);
     let found = with_stream(
@@ -47,6 +50,21 @@ pub fn run(g: &GlobalOpts, snapshot: &str, archive: &str, path: &OsStr) -> Resul
                     continue;
                 }
                 return match entry.kind {
+                    EntryKind::File {
+                        payload: Payload::Ref(r),
+                        ..
+                    } => {
+                        let Some(reader) = payload_reader.as_mut() else {
+                            return Err(fail(
+                                ErrorClass::Verification,
+                                "the archive refers to a payload stream, but there is none",
+                            ));
+                        };
+                        let mut out = std::io::stdout().lock();
+                        super::restore::copy_payload(reader, r, &mut out)?;
+                        out.flush()?;
+                        Ok(true)
+                    }
                     EntryKind::File { .. } => {
                         let mut out = std::io::stdout().lock();
                         let mut buf = vec![0u8; 1 << 20];

@@ -2,6 +2,7 @@
 
 mod image;
 mod profile;
+mod reuse;
 mod summary;
 mod tree;
 
@@ -16,7 +17,7 @@ use stowage_datastore::Datastore;
 use stowage_format::CatalogWriter;
 use stowage_types::{ArchiveKind, ArchiveName, BackupGroup, BackupTime, ErrorClass};
 
-use crate::cli::{BackupArgs, GlobalOpts, OutputFormat};
+use crate::cli::{BackupArgs, ChangeDetection, GlobalOpts, OutputFormat};
 use crate::exit::{fail, OK, PARTIAL};
 use crate::output::{bytes, print_json, rate};
 use crate::progress::Reporter;
@@ -164,6 +165,37 @@ impl Ctx<'_> {
     }
 }
 
+/// How a tree is stored: `legacy` one stream; `data` split; `metadata` split, re-using the
+/// unchanged files of the previous snapshot's split archive of the same name.
+fn tree_mode(
+    ctx: &Ctx<'_>,
+    mode: ChangeDetection,
+    base: Option<&stowage_types::SnapshotRef>,
+    spec: &Spec,
+) -> Result<tree::Mode> {
+    Ok(match (mode, base) {
+        (ChangeDetection::Legacy, _) => tree::Mode::Legacy,
+        (ChangeDetection::Data, _) | (ChangeDetection::Metadata, None) => tree::Mode::Split(None),
+        (ChangeDetection::Metadata, Some(base)) => {
+            let previous = reuse::PreviousArchive::load(ctx.store, base, &spec.name, ctx.threads)?;
+            if !ctx.g.quiet {
+                match &previous {
+                    Some(p) => eprintln!(
+                        "{}: re-using unchanged files of {base} ({} files known)",
+                        spec.name,
+                        p.file_count()
+                    ),
+                    None => eprintln!(
+                        "{}: {base} has no split archive of this name: every file is read",
+                        spec.name
+                    ),
+                }
+            }
+            tree::Mode::Split(previous)
+        }
+    })
+}
+
 pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
     let started = Instant::now();
     let mut specs = args
@@ -231,10 +263,13 @@ pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
                 summary
             }
             Planned::Tree(spec, root) => {
-                let (index, summary) =
-                    tree::backup(&ctx, spec, *root, catalog.as_mut(), &mut tree_options)?;
+                let mode = tree_mode(&ctx, args.change_detection_mode, writer.base(), spec)?;
+                let (indexes, summary) =
+                    tree::backup(&ctx, spec, *root, catalog.as_mut(), &mut tree_options, mode)?;
                 warnings += summary.tree.as_ref().map(|t| t.warnings).unwrap_or(0);
-                writer.add_dynamic_index(&spec.name, &index)?;
+                for (name, index) in &indexes {
+                    writer.add_dynamic_index(name, index)?;
+                }
                 summary
             }
             Planned::Blob(spec, data) => {

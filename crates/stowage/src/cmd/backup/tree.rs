@@ -3,16 +3,19 @@
 //! A walker thread encodes the tree into a bounded pipe; the chunk pipeline reads the pipe, cuts
 //! it with the content-defined chunker and stores the chunks.
 
+use std::cell::RefCell;
 use std::path::Path;
+use std::rc::Rc;
 
 use anyhow::{Context, Result};
 use stowage_archive::{Encoder, Format};
 use stowage_chunker::{Buzhash, CATALOG_AVG, DEFAULT_AVG};
-use stowage_core::{pipe, CdcSource, ImageBackup};
+use stowage_core::{payload_pipe, pipe, CdcSource, ImageBackup, ImageBackupStats};
 use stowage_format::{CatalogWriter, DynamicIndex};
-use stowage_fs::{Captured, CreateOptions, Excludes};
-use stowage_types::{BackupTime, ErrorClass};
+use stowage_fs::{Captured, CreateOptions, CreateStats, Excludes, PayloadReuse};
+use stowage_types::{ArchiveName, BackupTime, ErrorClass};
 
+use super::reuse::{split_names, PreviousArchive, Reuser, SharedPayload};
 use super::summary::ArchiveSummary;
 use super::{Ctx, Spec};
 use crate::cli::BackupArgs;
@@ -63,13 +66,30 @@ fn index_of(stream: ImageBackup) -> DynamicIndex {
     }
 }
 
+/// How a tree is stored.
+pub(super) enum Mode {
+    /// One `.pxar` stream.
+    Legacy,
+    /// A `.mpxar` metadata and a `.ppxar` payload stream; with the previous snapshot's split
+    /// archive, unchanged files are re-referenced instead of read.
+    Split(Option<PreviousArchive>),
+}
+
+/// What a tree's encoding produced.
+type Encoded = (
+    Vec<(ArchiveName, DynamicIndex)>,
+    ImageBackupStats,
+    CreateStats,
+);
+
 pub(super) fn backup(
     ctx: &Ctx<'_>,
     spec: &Spec,
     root: Captured,
     mut catalog: Option<&mut CatalogWriter<Vec<u8>>>,
     options: &mut CreateOptions,
-) -> Result<(DynamicIndex, ArchiveSummary)> {
+    mode: Mode,
+) -> Result<(Vec<(ArchiveName, DynamicIndex)>, ArchiveSummary)> {
     let rules = options.excludes.len();
     let whole = spec.selection.as_ref().is_none_or(|s| s.is_all());
     if Path::new(&spec.path) == Path::new("/") && whole {
@@ -89,43 +109,152 @@ pub(super) fn backup(
     if let Some(cat) = catalog.as_deref_mut() {
         cat.start_directory(spec.name.stored_name().as_bytes())?;
     }
+    let encoded = match mode {
+        Mode::Legacy => encode_unified(ctx, spec, root, catalog.as_deref_mut(), options),
+        Mode::Split(previous) => {
+            encode_split(ctx, spec, root, catalog.as_deref_mut(), options, previous)
+        }
+    };
+    options.excludes.truncate(rules);
+    options.selection = None;
+    let (indexes, stats, walked) = encoded?;
+    if let Some(cat) = catalog {
+        cat.end_directory()?;
+    }
+    let mut summary = ArchiveSummary::new(spec.name.user_name(), &spec.path, &stats);
+    summary.tree = Some(walked);
+    Ok((indexes, summary))
+}
+
+fn max_chunk() -> usize {
+    Buzhash::new(DEFAULT_AVG)
+        .map(|b| b.max_size())
+        .unwrap_or(16 << 20)
+}
+
+fn archive_chunker() -> Buzhash {
+    Buzhash::new(DEFAULT_AVG).expect("the default average is a valid chunk size")
+}
+
+fn warn(message: String) {
+    // Each entry left out is reported, even with --quiet: it is data not backed up.
+    eprintln!("warning: {message}");
+}
+
+/// One `.pxar` stream: a walker thread encodes into a pipe, the pipeline chunks it.
+fn encode_unified(
+    ctx: &Ctx<'_>,
+    spec: &Spec,
+    root: Captured,
+    catalog: Option<&mut CatalogWriter<Vec<u8>>>,
+    options: &mut CreateOptions,
+) -> Result<Encoded> {
     let (writer, reader) = pipe(PIPE_PIECES);
     let (stream, walked) = std::thread::scope(|s| {
         let walker = s.spawn(|| {
             let mut encoder = Encoder::new(writer, Format::unified(), &root.metadata)?;
-            // Each entry left out is reported, even with --quiet: it is data not backed up.
-            let mut warn = |message: String| eprintln!("warning: {message}");
-            let stats = stowage_fs::create_archive(
-                root,
-                &mut encoder,
-                catalog.as_deref_mut(),
-                options,
-                &mut warn,
-            )?;
+            let stats =
+                stowage_fs::create_archive(root, &mut encoder, catalog, options, &mut warn)?;
             encoder.finish()?;
             Ok::<_, anyhow::Error>(stats)
         });
-        let max = Buzhash::new(DEFAULT_AVG)
-            .map(|b| b.max_size())
-            .unwrap_or(16 << 20);
-        let mut source = CdcSource::new(reader, Buzhash::new(DEFAULT_AVG).expect("valid average"));
-        let stream = ctx.run_pipeline(spec.name.user_name(), None, &mut source, &spec.path, max);
+        let mut source = CdcSource::new(reader, archive_chunker());
+        let stream = ctx.run_pipeline(
+            spec.name.user_name(),
+            None,
+            &mut source,
+            &spec.path,
+            max_chunk(),
+        );
         let walked = walker
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the file-tree walker panicked")));
         (stream, walked)
     });
-    options.excludes.truncate(rules);
-    options.selection = None;
     // A failed pipeline makes the walker fail too (its pipe closes): report the pipeline's error.
     let stream = stream?;
     let walked = walked.with_context(|| format!("backup of {} failed", spec.path))?;
-    if let Some(cat) = catalog {
-        cat.end_directory()?;
+    let stats = stream.stats.clone();
+    Ok((vec![(spec.name.clone(), index_of(stream))], stats, walked))
+}
+
+/// A `.mpxar` and a `.ppxar` stream, each chunked by its own pipeline.
+fn encode_split(
+    ctx: &Ctx<'_>,
+    spec: &Spec,
+    root: Captured,
+    catalog: Option<&mut CatalogWriter<Vec<u8>>>,
+    options: &mut CreateOptions,
+    previous: Option<PreviousArchive>,
+) -> Result<Encoded> {
+    let (meta_name, payload_name) = split_names(&spec.name)?;
+    let (meta_writer, meta_reader) = pipe(PIPE_PIECES);
+    let (payload_writer, mut payload_source) = payload_pipe(PIPE_PIECES, archive_chunker());
+    let (meta, payload, walked) = std::thread::scope(|s| {
+        let walker = s.spawn(|| {
+            let shared = SharedPayload(Rc::new(RefCell::new(payload_writer)));
+            let format = Format::split(shared.clone(), None);
+            let mut encoder = Encoder::new(meta_writer, format, &root.metadata)?;
+            let mut reuser = previous.map(|p| Reuser::new(p, shared.clone()));
+            let reuse = reuser.as_mut().map(|r| r as &mut dyn PayloadReuse);
+            let stats = stowage_fs::create_split_archive(
+                root,
+                &mut encoder,
+                catalog,
+                options,
+                &mut warn,
+                reuse,
+            )?;
+            encoder.finish()?;
+            Ok::<_, anyhow::Error>(stats)
+        });
+        let payload = s.spawn(|| {
+            ctx.run_pipeline(
+                payload_name.user_name(),
+                None,
+                &mut payload_source,
+                &spec.path,
+                max_chunk(),
+            )
+        });
+        let mut source = CdcSource::new(meta_reader, archive_chunker());
+        let meta = ctx.run_pipeline(
+            meta_name.user_name(),
+            None,
+            &mut source,
+            &spec.path,
+            max_chunk(),
+        );
+        let payload = payload
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the payload pipeline panicked")));
+        let walked = walker
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the file-tree walker panicked")));
+        (meta, payload, walked)
+    });
+    let payload = payload?;
+    let meta = meta?;
+    let walked = walked.with_context(|| format!("backup of {} failed", spec.path))?;
+    let stats = sum_stats(&meta.stats, &payload.stats);
+    let indexes = vec![
+        (meta_name, index_of(meta)),
+        (payload_name, index_of(payload)),
+    ];
+    Ok((indexes, stats, walked))
+}
+
+fn sum_stats(a: &ImageBackupStats, b: &ImageBackupStats) -> ImageBackupStats {
+    ImageBackupStats {
+        size: a.size + b.size,
+        chunks: a.chunks + b.chunks,
+        zero_bytes: a.zero_bytes + b.zero_bytes,
+        reused_bytes: a.reused_bytes + b.reused_bytes,
+        new_bytes: a.new_bytes + b.new_bytes,
+        new_chunks: a.new_chunks + b.new_chunks,
+        written_bytes: a.written_bytes + b.written_bytes,
+        duration: a.duration.max(b.duration),
     }
-    let mut summary = ArchiveSummary::new(spec.name.user_name(), &spec.path, &stream.stats);
-    summary.tree = Some(walked);
-    Ok((index_of(stream), summary))
 }
 
 /// Chunks and stores the catalog of every tree of the backup.

@@ -3,7 +3,7 @@
 
 mod tree;
 
-pub use tree::trim_slashes;
+pub use tree::{copy_payload, trim_slashes};
 
 use std::io::Write;
 use std::sync::atomic::Ordering;
@@ -19,6 +19,30 @@ use crate::exit::{fail, OK};
 use crate::output::{bytes, percent, rate};
 use crate::progress::Reporter;
 use crate::{repo, target};
+
+/// The index of a file-tree archive, and of its payload stream when it is stored split
+/// (`root.pxar` is then `root.mpxar` + `root.ppxar`).
+pub fn tree_indexes(
+    store: &stowage_datastore::Datastore,
+    snapshot: &stowage_types::SnapshotRef,
+    manifest: &stowage_format::Manifest,
+    archive: &ArchiveName,
+) -> Result<(
+    stowage_format::DynamicIndex,
+    Option<stowage_format::DynamicIndex>,
+)> {
+    if manifest.file(&archive.stored_name()).is_none() && archive.user_name().ends_with(".pxar") {
+        let stem = archive.user_name().trim_end_matches(".pxar");
+        let meta = ArchiveName::parse(&format!("{stem}.mpxar"))?;
+        let payload = ArchiveName::parse(&format!("{stem}.ppxar"))?;
+        if manifest.file(&meta.stored_name()).is_some() {
+            let meta_index = store.read_dynamic_index(snapshot, manifest, &meta)?;
+            let payload_index = store.read_dynamic_index(snapshot, manifest, &payload)?;
+            return Ok((meta_index, Some(payload_index)));
+        }
+    }
+    Ok((store.read_dynamic_index(snapshot, manifest, archive)?, None))
+}
 
 pub fn run(g: &GlobalOpts, args: RestoreArgs) -> Result<i32> {
     let archive = ArchiveName::parse(&args.archive)?;
@@ -43,7 +67,7 @@ pub fn run(g: &GlobalOpts, args: RestoreArgs) -> Result<i32> {
             Ok(OK)
         }
         ArchiveKind::Pxar => {
-            let index = store.read_dynamic_index(&snapshot, &manifest, &archive)?;
+            let (index, payload) = tree_indexes(&store, &snapshot, &manifest, &archive)?;
             let counters = Arc::new(RestoreCounters::default());
             let probe = counters.clone();
             let reporter = Reporter::start(
@@ -66,6 +90,7 @@ pub fn run(g: &GlobalOpts, args: RestoreArgs) -> Result<i32> {
             let result = tree::restore(
                 &store,
                 &index,
+                payload.as_ref(),
                 archive.user_name(),
                 to,
                 super::threads(g),

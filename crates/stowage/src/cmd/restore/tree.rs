@@ -1,13 +1,15 @@
 //! Restoring a file-tree archive (all of it, or the entries `--include` names) into a directory.
 
 use std::ffi::{OsStr, OsString};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use stowage_archive::{Decoder, Entry, EntryKind, Event, Metadata};
-use stowage_core::RestoreCounters;
+use stowage_archive::{
+    check_payload_header, Decoder, Entry, EntryKind, Event, Metadata, Payload, PayloadRef,
+};
+use stowage_core::{RandomReader, RestoreCounters};
 use stowage_datastore::Datastore;
 use stowage_format::catalog::Glob;
 use stowage_format::DynamicIndex;
@@ -16,6 +18,9 @@ use stowage_types::ErrorClass;
 
 use crate::archive_stream::with_stream;
 use crate::exit::fail;
+
+/// Decoded payload chunks kept for consecutive small files of a split archive.
+const PAYLOAD_CACHE_CHUNKS: usize = 4;
 
 /// Which entries to restore: all, or those matching a path or glob and everything below them.
 pub struct Includes(Vec<Glob>);
@@ -66,6 +71,8 @@ struct Pending {
 
 pub struct TreeRestore<'a> {
     restorer: Restorer,
+    /// The payload stream of a split archive.
+    payload: Option<RandomReader<'a>>,
     includes: &'a Includes,
     stack: Vec<Pending>,
     root_metadata: Option<Metadata>,
@@ -76,7 +83,12 @@ pub struct TreeRestore<'a> {
 }
 
 impl<'a> TreeRestore<'a> {
-    pub fn new(target: &Path, overwrite: bool, includes: &'a Includes) -> Result<Self> {
+    pub fn new(
+        target: &Path,
+        overwrite: bool,
+        includes: &'a Includes,
+        payload: Option<RandomReader<'a>>,
+    ) -> Result<Self> {
         std::fs::create_dir_all(target).map_err(|e| {
             fail(
                 ErrorClass::of_write_error(&e, ErrorClass::Target),
@@ -86,6 +98,7 @@ impl<'a> TreeRestore<'a> {
         let restorer = Restorer::open(target, RestoreOptions { overwrite })?;
         Ok(TreeRestore {
             restorer,
+            payload,
             includes,
             stack: Vec::new(),
             root_metadata: None,
@@ -152,14 +165,23 @@ impl<'a> TreeRestore<'a> {
         self.entries += 1;
         let name = OsStr::from_bytes(&name);
         match kind {
-            EntryKind::File { size, .. } => {
+            EntryKind::File { size, payload } => {
                 let mut writer = self.restorer.create_file(name, &metadata, size)?;
-                loop {
-                    let n = decoder.read_payload(&mut self.buf)?;
-                    if n == 0 {
-                        break;
+                match (payload, self.payload.as_mut()) {
+                    (Payload::Inline, _) => loop {
+                        let n = decoder.read_payload(&mut self.buf)?;
+                        if n == 0 {
+                            break;
+                        }
+                        writer.put(&self.buf[..n])?;
+                    },
+                    (Payload::Ref(r), Some(reader)) => copy_payload(reader, r, &mut writer)?,
+                    (Payload::Ref(_), None) => {
+                        return Err(fail(
+                            ErrorClass::Verification,
+                            "the archive refers to a payload stream, but there is none".to_string(),
+                        ))
                     }
-                    writer.put(&self.buf[..n])?;
                 }
                 writer.finish()?;
                 if !self.includes.everything() {
@@ -199,6 +221,26 @@ impl<'a> TreeRestore<'a> {
     }
 }
 
+/// Copies a file's payload from a split archive's payload stream, after checking its header.
+pub fn copy_payload(
+    reader: &mut RandomReader<'_>,
+    r: PayloadRef,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let mut header = [0u8; 16];
+    let mut got = 0;
+    while got < header.len() {
+        let n = reader.read_at(r.offset + got as u64, &mut header[got..])?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    check_payload_header(&header, r)?;
+    reader.copy_range(r.offset + 16, r.size, out)?;
+    Ok(())
+}
+
 /// Where and what to restore.
 pub struct TreeTarget<'a> {
     pub target: &'a str,
@@ -210,6 +252,7 @@ pub struct TreeTarget<'a> {
 pub fn restore(
     store: &Datastore,
     index: &DynamicIndex,
+    payload: Option<&DynamicIndex>,
     archive: &str,
     to: TreeTarget<'_>,
     threads: usize,
@@ -227,7 +270,8 @@ pub fn restore(
         ));
     }
     let includes = Includes::new(includes)?;
-    let mut tree = TreeRestore::new(Path::new(target), overwrite, &includes)?;
+    let reader = payload.map(|p| RandomReader::new(p, store.chunk_store(), PAYLOAD_CACHE_CHUNKS));
+    let mut tree = TreeRestore::new(Path::new(target), overwrite, &includes, reader)?;
     with_stream(store, index, archive, threads, counters, |stream| {
         let mut decoder = Decoder::new(stream);
         while let Some(event) = decoder

@@ -1,0 +1,205 @@
+//! Metadata change detection for split archives: what the previous snapshot's `.mpxar`/`.ppxar`
+//! hold, and re-referencing the payloads of files that did not change instead of reading them.
+//!
+//! A re-used file's payload is put into the new payload stream by appending, by reference, the
+//! previous `.ppxar` chunks that hold it. Consecutive unchanged files usually share chunks: a run
+//! of appended chunks is extended while nothing new is written between, so each previous chunk
+//! is appended once per run. Nothing is stored twice: appended chunks are already in the store.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::rc::Rc;
+
+use anyhow::{Context, Result};
+use stowage_archive::{Decoder, EntryKind, Event, Metadata, Payload};
+use stowage_core::{ChunkLayout, PayloadWriter, RestoreCounters};
+use stowage_datastore::Datastore;
+use stowage_format::DynamicIndex;
+use stowage_fs::PayloadReuse;
+use stowage_types::{ArchiveName, SnapshotRef};
+
+use crate::archive_stream::with_stream;
+
+/// Size of a PAYLOAD item header in the payload stream.
+const PAYLOAD_HEADER: u64 = 16;
+
+struct PreviousFile {
+    metadata: Metadata,
+    size: u64,
+    offset: u64,
+}
+
+/// The split archive of the same name in the previous snapshot.
+pub struct PreviousArchive {
+    files: HashMap<Vec<u8>, PreviousFile>,
+    payload: DynamicIndex,
+}
+
+/// The stored names of a split archive: `root.pxar` -> `root.mpxar`, `root.ppxar`.
+pub fn split_names(name: &ArchiveName) -> Result<(ArchiveName, ArchiveName)> {
+    let stem = name.user_name().trim_end_matches(".pxar");
+    Ok((
+        ArchiveName::parse(&format!("{stem}.mpxar"))?,
+        ArchiveName::parse(&format!("{stem}.ppxar"))?,
+    ))
+}
+
+impl PreviousArchive {
+    /// Loads the previous split archive of `name` from `base`; `None` if it has none.
+    pub fn load(
+        store: &Datastore,
+        base: &SnapshotRef,
+        name: &ArchiveName,
+        threads: usize,
+    ) -> Result<Option<PreviousArchive>> {
+        let manifest = store.load_manifest(base)?;
+        let (meta_name, payload_name) = split_names(name)?;
+        let present = |n: &ArchiveName| manifest.file(&n.stored_name()).is_some();
+        if !present(&meta_name) || !present(&payload_name) {
+            return Ok(None);
+        }
+        let meta = store.read_dynamic_index(base, &manifest, &meta_name)?;
+        let payload = store.read_dynamic_index(base, &manifest, &payload_name)?;
+        let counters = RestoreCounters::default();
+        let what = format!("{base} {meta_name}");
+        let files = with_stream(store, &meta, &what, threads, &counters, |stream| {
+            let mut files = HashMap::new();
+            let mut decoder = Decoder::new(stream);
+            while let Some(event) = decoder.next_event().with_context(|| what.clone())? {
+                let Event::Entry(entry) = event else { continue };
+                if let EntryKind::File {
+                    size,
+                    payload: Payload::Ref(r),
+                } = entry.kind
+                {
+                    let file = PreviousFile {
+                        metadata: entry.metadata,
+                        size,
+                        offset: r.offset,
+                    };
+                    files.insert(entry.path.join(&b'/'), file);
+                }
+            }
+            Ok(files)
+        })?;
+        Ok(Some(PreviousArchive { files, payload }))
+    }
+
+    pub fn file_count(&self) -> usize {
+        self.files.len()
+    }
+
+    /// The chunk of the previous payload stream holding byte `offset`.
+    fn chunk_of(&self, offset: u64) -> Option<usize> {
+        let i = self
+            .payload
+            .entries
+            .partition_point(|(end, _)| *end <= offset);
+        (i < self.payload.entries.len()).then_some(i)
+    }
+}
+
+/// The payload stream's writer, shared by the encoder (new payloads) and the [`Reuser`]
+/// (appended chunks) on the walker thread.
+#[derive(Clone)]
+pub struct SharedPayload(pub Rc<RefCell<PayloadWriter>>);
+
+impl Write for SharedPayload {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.0.borrow_mut().write(data)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.borrow_mut().flush()
+    }
+}
+
+/// Previous chunks appended back to back at the end of the new payload stream.
+struct Run {
+    first: usize,
+    last: usize,
+    new_start: u64,
+    new_end: u64,
+}
+
+pub struct Reuser {
+    previous: PreviousArchive,
+    payload: SharedPayload,
+    run: Option<Run>,
+}
+
+impl Reuser {
+    pub fn new(previous: PreviousArchive, payload: SharedPayload) -> Reuser {
+        Reuser {
+            previous,
+            payload,
+            run: None,
+        }
+    }
+
+    /// Appends previous chunks `from..=to`; returns their total length.
+    fn append(&mut self, from: usize, to: usize) -> io::Result<u64> {
+        let chunks: Vec<_> = (from..=to)
+            .map(|k| {
+                let (_, len, digest) = self.previous.payload.chunk(k);
+                (*digest, len as u32)
+            })
+            .collect();
+        self.payload.0.borrow_mut().inject(&chunks)?;
+        Ok(chunks.iter().map(|(_, len)| u64::from(*len)).sum())
+    }
+}
+
+impl PayloadReuse for Reuser {
+    fn reuse(
+        &mut self,
+        path: &[u8],
+        metadata: &Metadata,
+        size: u64,
+        position: u64,
+    ) -> io::Result<Option<(u64, u64)>> {
+        let Some(old) = self.previous.files.get(path) else {
+            return Ok(None);
+        };
+        if old.size != size || old.metadata != *metadata {
+            return Ok(None);
+        }
+        let end = old.offset + PAYLOAD_HEADER + size;
+        let (Some(first), Some(last)) = (
+            self.previous.chunk_of(old.offset),
+            self.previous.chunk_of(end - 1),
+        ) else {
+            return Ok(None); // the previous index does not cover it: read the file instead
+        };
+        let old_offset = old.offset;
+        if let Some(run) = self.run.as_ref() {
+            if run.new_end == position && first >= run.first && first <= run.last + 1 {
+                let (run_last, run_start) = (run.last, run.new_start);
+                let run_first_start = self.previous.payload.chunk(run.first).0;
+                let appended = match last > run_last {
+                    true => self.append(run_last + 1, last)?,
+                    false => 0,
+                };
+                if let Some(run) = self.run.as_mut() {
+                    run.last = run.last.max(last);
+                    run.new_end += appended;
+                }
+                return Ok(Some((run_start + old_offset - run_first_start, appended)));
+            }
+        }
+        let first_start = self.previous.payload.chunk(first).0;
+        let appended = self.append(first, last)?;
+        self.run = Some(Run {
+            first,
+            last,
+            new_start: position,
+            new_end: position + appended,
+        });
+        Ok(Some((position + old_offset - first_start, appended)))
+    }
+
+    fn new_payload(&mut self) {
+        self.payload.0.borrow_mut().suggest_boundary();
+    }
+}
