@@ -3,8 +3,11 @@
 //!
 //! A re-used file's payload is put into the new payload stream by appending, by reference, the
 //! previous `.ppxar` chunks that hold it. Consecutive unchanged files usually share chunks: a run
-//! of appended chunks is extended while nothing new is written between, so each previous chunk
-//! is appended once per run. Nothing is stored twice: appended chunks are already in the store.
+//! of appended chunks is extended while nothing new is written between, and a file whose chunks
+//! were already appended (before a changed neighbour broke the run) is referenced where they lie,
+//! so each previous chunk is appended about once. Nothing is stored twice: appended chunks are
+//! already in the store. Payload offsets may then point back into the stream; readers use them as
+//! random-access positions.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -127,6 +130,8 @@ pub struct Reuser {
     previous: PreviousArchive,
     payload: SharedPayload,
     run: Option<Run>,
+    /// Where each previous chunk appended so far starts in the new stream (the latest copy).
+    placed: HashMap<usize, u64>,
 }
 
 impl Reuser {
@@ -135,19 +140,37 @@ impl Reuser {
             previous,
             payload,
             run: None,
+            placed: HashMap::new(),
         }
     }
 
-    /// Appends previous chunks `from..=to`; returns their total length.
-    fn append(&mut self, from: usize, to: usize) -> io::Result<u64> {
-        let chunks: Vec<_> = (from..=to)
-            .map(|k| {
-                let (_, len, digest) = self.previous.payload.chunk(k);
-                (*digest, len as u32)
-            })
-            .collect();
+    /// Appends previous chunks `from..=to` at `position`; returns their total length.
+    fn append(&mut self, from: usize, to: usize, position: u64) -> io::Result<u64> {
+        let mut at = position;
+        let mut chunks = Vec::with_capacity(to + 1 - from);
+        for k in from..=to {
+            let (_, len, digest) = self.previous.payload.chunk(k);
+            chunks.push((*digest, len as u32));
+            self.placed.insert(k, at);
+            at += len as u64;
+        }
         self.payload.0.borrow_mut().inject(&chunks)?;
-        Ok(chunks.iter().map(|(_, len)| u64::from(*len)).sum())
+        Ok(at - position)
+    }
+
+    /// Where the previous chunks `first..=last` already lie back to back in the new stream, if
+    /// they do: a file whose neighbour changed is then referenced there instead of appending the
+    /// same chunks again (which would make the stream, and every restore, larger).
+    fn placed_run(&self, first: usize, last: usize) -> Option<u64> {
+        let start = *self.placed.get(&first)?;
+        let mut expected = start;
+        for k in first..=last {
+            if self.placed.get(&k) != Some(&expected) {
+                return None;
+            }
+            expected += self.previous.payload.chunk(k).1 as u64;
+        }
+        Some(start)
     }
 }
 
@@ -173,12 +196,16 @@ impl PayloadReuse for Reuser {
             return Ok(None); // the previous index does not cover it: read the file instead
         };
         let old_offset = old.offset;
+        if let Some(start) = self.placed_run(first, last) {
+            let first_start = self.previous.payload.chunk(first).0;
+            return Ok(Some((start + old_offset - first_start, 0)));
+        }
         if let Some(run) = self.run.as_ref() {
             if run.new_end == position && first >= run.first && first <= run.last + 1 {
                 let (run_last, run_start) = (run.last, run.new_start);
                 let run_first_start = self.previous.payload.chunk(run.first).0;
                 let appended = match last > run_last {
-                    true => self.append(run_last + 1, last)?,
+                    true => self.append(run_last + 1, last, position)?,
                     false => 0,
                 };
                 if let Some(run) = self.run.as_mut() {
@@ -189,7 +216,7 @@ impl PayloadReuse for Reuser {
             }
         }
         let first_start = self.previous.payload.chunk(first).0;
-        let appended = self.append(first, last)?;
+        let appended = self.append(first, last, position)?;
         self.run = Some(Run {
             first,
             last,
