@@ -27,7 +27,7 @@ pub use error::{PipelineError, StoreError};
 pub use layout::ChunkLayout;
 pub use payload::{payload_pipe, PayloadSource, PayloadWriter};
 pub use pipe::{pipe, PipeReader, PipeWriter};
-pub use random::RandomReader;
+pub use random::{chunk_feed, ChunkFeed, FeedTarget, RandomReader};
 pub use restore::{restore_image, RestoreCounters, RestoreStats};
 pub use traits::{ChunkSink, ChunkSource, ImageTarget};
 

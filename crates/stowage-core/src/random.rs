@@ -39,6 +39,40 @@ pub struct RandomReader<'a> {
     capacity: usize,
     /// A buffer to decode the next chunk into (the last evicted one, or one a failure left).
     spare: Vec<u8>,
+    /// Chunks fetched and verified ahead, in stream order (see [`chunk_feed`]).
+    feed: Option<ChunkFeed>,
+    /// A chunk taken from the feed that lies beyond the one asked for.
+    pending: Option<(u64, Vec<u8>)>,
+}
+
+/// Chunks fetched, decoded and verified ahead of a [`RandomReader`], in stream order, as (start
+/// offset, data): the restore pipeline fills it on other threads while the reader's owner works.
+pub type ChunkFeed = crossbeam_channel::Receiver<(u64, Vec<u8>)>;
+
+/// The restore pipeline's end of a [`ChunkFeed`]: pass it to [`restore_image`](crate::restore_image)
+/// as the target. All-zero chunks are not sent (the reader knows them by digest).
+pub struct FeedTarget(crossbeam_channel::Sender<(u64, Vec<u8>)>);
+
+/// A feed holding at most `chunks` chunks ahead of the reader.
+pub fn chunk_feed(chunks: usize) -> (FeedTarget, ChunkFeed) {
+    let (tx, rx) = crossbeam_channel::bounded(chunks.max(1));
+    (FeedTarget(tx), rx)
+}
+
+impl crate::ImageTarget for FeedTarget {
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.0
+            .send((offset, data.to_vec()))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the reader stopped"))
+    }
+
+    fn write_zeroes(&mut self, _offset: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn finish(&mut self, _size: u64) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 struct Cached {
@@ -91,6 +125,40 @@ impl<'a> RandomReader<'a> {
             cache: Vec::new(),
             capacity: cache_chunks.max(1),
             spare: Vec::new(),
+            feed: None,
+            pending: None,
+        }
+    }
+
+    /// Takes chunks from `feed` (filled in stream order by the restore pipeline) instead of
+    /// reading them one at a time: reads that move forward through the stream then find their
+    /// chunks decoded already. A chunk the feed has passed is read directly.
+    pub fn with_feed(mut self, feed: ChunkFeed) -> Self {
+        self.feed = Some(feed);
+        self
+    }
+
+    /// The chunk starting at `start` from the feed, if it still comes.
+    fn take_fed(&mut self, start: u64) -> Option<Vec<u8>> {
+        loop {
+            let item = match self.pending.take() {
+                Some(item) => item,
+                None => match self.feed.as_ref()?.recv() {
+                    Ok(item) => item,
+                    Err(_) => {
+                        self.feed = None;
+                        return None;
+                    }
+                },
+            };
+            match item.0.cmp(&start) {
+                std::cmp::Ordering::Equal => return Some(item.1),
+                std::cmp::Ordering::Greater => {
+                    self.pending = Some(item);
+                    return None;
+                }
+                std::cmp::Ordering::Less => self.spare = item.1, // not needed: reuse the buffer
+            }
         }
     }
 
@@ -208,6 +276,11 @@ impl<'a> RandomReader<'a> {
         if let Some(at) = self.cache.iter().position(|c| c.index == i) {
             let hit = self.cache.remove(at);
             self.cache.push(hit);
+        } else if let Some(data) = self.take_fed(start).filter(|d| d.len() == len) {
+            if self.cache.len() >= self.capacity {
+                self.spare = self.cache.remove(0).data;
+            }
+            self.cache.push(Cached { index: i, data });
         } else {
             let decoder = match &mut self.decoder {
                 Some(decoder) => decoder,
@@ -533,6 +606,47 @@ mod tests {
         assert_eq!(read(&mut r, 0, 10), b"");
         assert_eq!(copy(&mut r, 0, 0).unwrap(), b"");
         assert!(copy(&mut r, 0, 1).is_err());
+    }
+
+    /// With a feed filled by the restore pipeline, forward reads take every chunk from it; a
+    /// read behind the feed still works, by reading directly.
+    #[test]
+    fn a_feed_serves_forward_reads_and_direct_reads_cover_the_rest() {
+        let data = sample();
+        let store = MemStore::default();
+        let index = dynamic(&data, &store);
+        let before = store.reads();
+        let (mut target, feed) = chunk_feed(2);
+        std::thread::scope(|s| {
+            let index = &index;
+            let store_ref = &store;
+            let fetcher = s.spawn(move || {
+                crate::restore_image(
+                    index,
+                    store_ref,
+                    &mut target,
+                    "feed",
+                    2,
+                    4,
+                    &crate::RestoreCounters::default(),
+                )
+            });
+            let mut r = RandomReader::new(index, &store, 2).with_feed(feed);
+            let mut got = Vec::new();
+            let mut pos = 0u64;
+            while pos < data.len() as u64 {
+                let piece = read(&mut r, pos, 3001);
+                pos += piece.len() as u64;
+                got.extend(piece);
+            }
+            assert_eq!(got, data);
+            let fetched_by_pipeline = store.reads() - before;
+            // A read behind the feed: chunk 0 was evicted long ago.
+            assert_eq!(read(&mut r, 5, 10), expected(&data, 5, 10));
+            assert_eq!(store.reads() - before, fetched_by_pipeline + 1);
+            drop(r);
+            fetcher.join().unwrap().unwrap();
+        });
     }
 
     #[test]

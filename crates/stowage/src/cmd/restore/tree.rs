@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use stowage_archive::{
     check_payload_header, Decoder, Entry, EntryKind, Event, Metadata, Payload, PayloadRef,
 };
-use stowage_core::{RandomReader, RestoreCounters};
+use stowage_core::{chunk_feed, restore_image, PipelineError, RandomReader, RestoreCounters};
 use stowage_datastore::Datastore;
 use stowage_format::catalog::Glob;
 use stowage_format::DynamicIndex;
@@ -21,6 +21,8 @@ use crate::exit::fail;
 
 /// Decoded payload chunks kept for consecutive small files of a split archive.
 const PAYLOAD_CACHE_CHUNKS: usize = 4;
+/// Payload chunks fetched ahead of the restore.
+const FEED_CHUNKS: usize = 8;
 
 /// Which entries to restore: all, or those matching a path or glob and everything below them.
 pub struct Includes(Vec<Glob>);
@@ -270,17 +272,51 @@ pub fn restore(
         ));
     }
     let includes = Includes::new(includes)?;
-    let reader = payload.map(|p| RandomReader::new(p, store.chunk_store(), PAYLOAD_CACHE_CHUNKS));
-    let mut tree = TreeRestore::new(Path::new(target), overwrite, &includes, reader)?;
-    with_stream(store, index, archive, threads, counters, |stream| {
-        let mut decoder = Decoder::new(stream);
-        while let Some(event) = decoder
-            .next_event()
-            .with_context(|| format!("archive {archive}"))?
-        {
-            tree.apply(&mut decoder, event)?;
+    std::thread::scope(|s| {
+        // The payload stream is fetched, decoded and verified ahead, in parallel, into a feed the
+        // reader takes chunks from as the decoder moves forward through the archive.
+        let (reader, feeder) = match payload {
+            Some(p) => {
+                let (mut feed_target, feed) = chunk_feed(FEED_CHUNKS);
+                let feeder = s.spawn(move || {
+                    let window = (threads * 4).max(8);
+                    let counters = RestoreCounters::default();
+                    let name = format!("{archive} payload");
+                    restore_image(
+                        p,
+                        store.chunk_store(),
+                        &mut feed_target,
+                        &name,
+                        threads,
+                        window,
+                        &counters,
+                    )
+                });
+                let reader = RandomReader::new(p, store.chunk_store(), PAYLOAD_CACHE_CHUNKS);
+                (Some(reader.with_feed(feed)), Some(feeder))
+            }
+            None => (None, None),
+        };
+        let mut tree = TreeRestore::new(Path::new(target), overwrite, &includes, reader)?;
+        with_stream(store, index, archive, threads, counters, |stream| {
+            let mut decoder = Decoder::new(stream);
+            while let Some(event) = decoder
+                .next_event()
+                .with_context(|| format!("archive {archive}"))?
+            {
+                tree.apply(&mut decoder, event)?;
+            }
+            Ok(())
+        })?;
+        // Finishing drops the reader, and with it the feed: the feeder stops if it is still ahead.
+        let entries = tree.finish()?;
+        if let Some(feeder) = feeder {
+            match feeder.join() {
+                Ok(Ok(_)) | Ok(Err(PipelineError::TargetWrite { .. })) => {}
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_) => return Err(anyhow::anyhow!("the payload fetcher panicked")),
+            }
         }
-        Ok(())
-    })?;
-    tree.finish()
+        Ok(entries)
+    })
 }
