@@ -71,9 +71,22 @@ fn raw_get(h: Handle<'_>, name: &CStr, buf: &mut [u8]) -> io::Result<usize> {
     })
 }
 
-/// Calls `read` with a growing buffer until the value fits (it may grow between the size query
-/// and the read).
+/// Bytes tried first: most attribute lists and values fit, so one call reads them.
+const FIRST_TRY: usize = 1024;
+
+/// Calls `read` with a buffer that fits the value: first a small one (one system call for the
+/// common case), then, on ERANGE, one sized by a size query, growing until the value fits (it
+/// may grow between the size query and the read).
 fn read_growing(mut read: impl FnMut(&mut [u8]) -> io::Result<usize>) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; FIRST_TRY];
+    match read(&mut buf) {
+        Ok(n) => {
+            buf.truncate(n);
+            return Ok(buf);
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ERANGE) => {}
+        Err(e) => return Err(e),
+    }
     loop {
         let size = read(&mut [])?;
         let mut buf = vec![0u8; size];
