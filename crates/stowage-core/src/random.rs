@@ -364,58 +364,16 @@ fn write_zeros(out: &mut dyn Write, mut n: usize) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::{
-        backup_image, BackupCounters, BackupSession, CdcSource, ChunkCheckError, ChunkSink,
-        ImageSource, StoreError, StreamSource,
+        backup_image, BackupCounters, BackupSession, CdcSource, ChunkCheckError, ImageSource,
+        StoreError, StreamSource,
     };
     use proptest::prelude::*;
-    use std::collections::{HashMap, HashSet};
-    use std::path::PathBuf;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::{Mutex, OnceLock};
+    use std::collections::HashSet;
+    use std::sync::OnceLock;
     use stowage_chunker::Buzhash;
     use stowage_format::{DynamicIndex, FixedIndex};
 
-    #[derive(Default)]
-    struct MemStore(Mutex<HashMap<Digest, Vec<u8>>>, AtomicU64);
-
-    impl ChunkSink for MemStore {
-        fn touch_chunk(&self, d: &Digest) -> Result<bool, StoreError> {
-            Ok(self.0.lock().unwrap().contains_key(d))
-        }
-        fn insert_chunk(&self, d: &Digest, e: &[u8]) -> Result<(), StoreError> {
-            self.0.lock().unwrap().insert(*d, e.to_vec());
-            Ok(())
-        }
-    }
-
-    impl ChunkSource for MemStore {
-        fn read_chunk(&self, d: &Digest, out: &mut Vec<u8>) -> Result<(), StoreError> {
-            self.1.fetch_add(1, Ordering::Relaxed);
-            let map = self.0.lock().unwrap();
-            let chunk = map.get(d).ok_or(StoreError::Missing {
-                digest: *d,
-                path: PathBuf::from("mem"),
-            })?;
-            out.clear();
-            out.extend_from_slice(chunk);
-            Ok(())
-        }
-    }
-
-    impl MemStore {
-        fn reads(&self) -> u64 {
-            self.1.load(Ordering::Relaxed)
-        }
-        fn blob(&self, d: &Digest) -> Vec<u8> {
-            self.0.lock().unwrap()[d].clone()
-        }
-        fn put(&self, d: &Digest, blob: Vec<u8>) {
-            self.0.lock().unwrap().insert(*d, blob);
-        }
-        fn remove(&self, d: &Digest) {
-            self.0.lock().unwrap().remove(d);
-        }
-    }
+    use crate::testutil::MemStore;
 
     const CHUNK: usize = 4096;
 

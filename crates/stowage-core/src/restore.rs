@@ -280,39 +280,11 @@ fn write_in_order(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{backup_image, BackupCounters, BackupSession, ChunkSink, StoreError};
-    use std::collections::{HashMap, HashSet};
+    use crate::testutil::MemStore;
+    use crate::{backup_image, BackupCounters, BackupSession, StoreError};
+    use std::collections::HashSet;
     use std::io;
-    use std::path::PathBuf;
-    use std::sync::Mutex;
     use stowage_format::FixedIndex;
-
-    #[derive(Default)]
-    struct MemStore(Mutex<HashMap<Digest, Vec<u8>>>, AtomicU64);
-
-    impl ChunkSink for MemStore {
-        fn touch_chunk(&self, d: &Digest) -> Result<bool, StoreError> {
-            Ok(self.0.lock().unwrap().contains_key(d))
-        }
-        fn insert_chunk(&self, d: &Digest, e: &[u8]) -> Result<(), StoreError> {
-            self.0.lock().unwrap().insert(*d, e.to_vec());
-            Ok(())
-        }
-    }
-
-    impl ChunkSource for MemStore {
-        fn read_chunk(&self, d: &Digest, out: &mut Vec<u8>) -> Result<(), StoreError> {
-            self.1.fetch_add(1, Ordering::Relaxed);
-            let map = self.0.lock().unwrap();
-            let chunk = map.get(d).ok_or(StoreError::Missing {
-                digest: *d,
-                path: PathBuf::from("mem"),
-            })?;
-            out.clear();
-            out.extend_from_slice(chunk);
-            Ok(())
-        }
-    }
 
     #[derive(Default)]
     struct VecTarget {
@@ -415,7 +387,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(target.data, data);
-        assert_eq!(store.1.load(Ordering::Relaxed), 2);
+        assert_eq!(store.reads(), 2);
     }
 
     #[test]
@@ -424,15 +396,9 @@ mod tests {
         let store = MemStore::default();
         let index = backup(&data, &store);
         let victim = index.digests[5];
-        let good = store.0.lock().unwrap().get(&victim).unwrap().clone();
-        let other = store
-            .0
-            .lock()
-            .unwrap()
-            .get(&index.digests[6])
-            .unwrap()
-            .clone();
-        store.0.lock().unwrap().insert(victim, other);
+        let good = store.blob(&victim);
+        let other = store.blob(&index.digests[6]);
+        store.put(&victim, other);
         let err = restore_image(
             &index,
             &store,
@@ -447,8 +413,8 @@ mod tests {
             matches!(err, PipelineError::Corrupt { offset: 20480, .. }),
             "{err}"
         );
-        store.0.lock().unwrap().insert(victim, good);
-        store.0.lock().unwrap().remove(&index.digests[0]);
+        store.put(&victim, good);
+        store.remove(&index.digests[0]);
         let err = restore_image(
             &index,
             &store,
