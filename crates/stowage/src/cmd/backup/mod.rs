@@ -177,13 +177,15 @@ fn tree_mode(
         (ChangeDetection::Legacy, _) => tree::Mode::Legacy,
         (ChangeDetection::Data, _) | (ChangeDetection::Metadata, None) => tree::Mode::Split(None),
         (ChangeDetection::Metadata, Some(base)) => {
+            let started = Instant::now();
             let previous = reuse::PreviousArchive::load(ctx.store, base, &spec.name, ctx.threads)?;
             if !ctx.g.quiet {
                 match &previous {
                     Some(p) => eprintln!(
-                        "{}: re-using unchanged files of {base} ({} files known)",
+                        "{}: re-using unchanged files of {base} ({} files known, read in {:.2} s)",
                         spec.name,
-                        p.file_count()
+                        p.file_count(),
+                        started.elapsed().as_secs_f64()
                     ),
                     None => eprintln!(
                         "{}: {base} has no split archive of this name: every file is read",
