@@ -11,7 +11,8 @@ use std::io::{self, Write};
 use stowage_format::BlobDecoder;
 use stowage_types::Digest;
 
-use crate::chunk::{decode_and_verify, zero_digest};
+use crate::chunk::zero_digest;
+use crate::restore::fetch_one;
 use crate::{ChunkLayout, ChunkSource, PipelineError};
 
 /// Zeros written out for all-zero chunks, a slice at a time.
@@ -289,7 +290,7 @@ impl<'a> RandomReader<'a> {
                     .insert(BlobDecoder::new().map_err(|e| PipelineError::Thread(e.to_string()))?),
             };
             let mut buf = std::mem::take(&mut self.spare);
-            let fetched = fetch(
+            let fetched = fetch_one(
                 self.source,
                 decoder,
                 digest,
@@ -331,24 +332,6 @@ impl<'a> RandomReader<'a> {
             source: io::Error::new(kind, message),
         }
     }
-}
-
-/// Reads, decodes and verifies one chunk into `out`, with the errors of the restore pipeline.
-fn fetch(
-    source: &dyn ChunkSource,
-    decoder: &mut BlobDecoder,
-    digest: &Digest,
-    offset: u64,
-    len: usize,
-    encoded: &mut Vec<u8>,
-    out: &mut Vec<u8>,
-) -> Result<(), PipelineError> {
-    source.read_chunk(digest, encoded)?;
-    decode_and_verify(decoder, digest, encoded, len, out).map_err(|source| PipelineError::Corrupt {
-        digest: *digest,
-        offset,
-        source,
-    })
 }
 
 fn write_zeros(out: &mut dyn Write, mut n: usize) -> io::Result<()> {

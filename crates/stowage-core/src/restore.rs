@@ -212,7 +212,8 @@ fn fetch_worker(
     }
 }
 
-fn fetch_one(
+/// Reads, decodes and verifies one chunk into `out`; returns its encoded size.
+pub(crate) fn fetch_one(
     source: &dyn ChunkSource,
     decoder: &mut BlobDecoder,
     digest: &Digest,

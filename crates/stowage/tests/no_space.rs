@@ -23,37 +23,51 @@ fn random_bytes(len: usize, mut seed: u64) -> Vec<u8> {
         .collect()
 }
 
+fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap()
+}
+
+fn create_store(repo: &Path) {
+    let out = stowage(repo, &["datastore", "create", repo.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Backs up `len` random bytes as image `disk.img` of group vm/1 at `time`.
+fn backup(repo: &Path, dir: &Path, len: usize, seed: u64, time: &str) -> Output {
+    let img = dir.join(format!("disk-{seed}.raw"));
+    std::fs::write(&img, random_bytes(len, seed)).unwrap();
+    let spec = format!("disk.img:{}", img.display());
+    let args = [
+        "backup",
+        "-q",
+        &spec,
+        "--backup-type",
+        "vm",
+        "--backup-id",
+        "1",
+        "--backup-time",
+        time,
+    ];
+    stowage(repo, &args)
+}
+
 #[test]
 fn restore_to_a_full_device_exits_12() {
     if !Path::new("/dev/full").exists() {
         eprintln!("skipped: /dev/full is absent");
         return;
     }
-    let dir = tempfile::Builder::new()
-        .tempdir_in("/dev/shm")
-        .or_else(|_| tempfile::tempdir())
-        .unwrap();
+    let dir = scratch();
     let repo = dir.path().join("store");
-    assert!(
-        stowage(&repo, &["datastore", "create", repo.to_str().unwrap()])
-            .status
-            .success()
-    );
-    let img = dir.path().join("disk.raw");
-    std::fs::write(&img, random_bytes(1 << 20, 7)).unwrap();
-    let spec = format!("disk.img:{}", img.display());
-    let out = stowage(
-        &repo,
-        &[
-            "backup",
-            "-q",
-            &spec,
-            "--backup-type",
-            "vm",
-            "--backup-id",
-            "1",
-        ],
-    );
+    create_store(&repo);
+    let out = backup(&repo, dir.path(), 1 << 20, 7, "1000");
     assert!(
         out.status.success(),
         "{}",
@@ -76,10 +90,7 @@ fn restore_to_a_full_device_exits_12() {
 /// Needs root to mount a small tmpfs; skipped otherwise.
 #[test]
 fn backup_into_a_full_datastore_exits_12_and_keeps_earlier_snapshots() {
-    let dir = tempfile::Builder::new()
-        .tempdir_in("/dev/shm")
-        .or_else(|_| tempfile::tempdir())
-        .unwrap();
+    let dir = scratch();
     let mnt = dir.path().join("small");
     std::fs::create_dir(&mnt).unwrap();
     let mounted = Command::new("mount")
@@ -100,51 +111,15 @@ fn backup_into_a_full_datastore_exits_12_and_keeps_earlier_snapshots() {
     }
     let _guard = Unmount(&mnt);
     let repo = mnt.join("store");
-    assert!(
-        stowage(&repo, &["datastore", "create", repo.to_str().unwrap()])
-            .status
-            .success()
-    );
-    let small = dir.path().join("small.raw");
-    std::fs::write(&small, random_bytes(2 << 20, 1)).unwrap();
-    let spec = format!("disk.img:{}", small.display());
-    let out = stowage(
-        &repo,
-        &[
-            "backup",
-            "-q",
-            &spec,
-            "--backup-type",
-            "vm",
-            "--backup-id",
-            "1",
-            "--backup-time",
-            "1000",
-        ],
-    );
+    create_store(&repo);
+    let out = backup(&repo, dir.path(), 2 << 20, 1, "1000");
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let big = dir.path().join("big.raw");
-    std::fs::write(&big, random_bytes(48 << 20, 2)).unwrap();
-    let spec = format!("disk.img:{}", big.display());
-    let out = stowage(
-        &repo,
-        &[
-            "backup",
-            "-q",
-            &spec,
-            "--backup-type",
-            "vm",
-            "--backup-id",
-            "1",
-            "--backup-time",
-            "2000",
-        ],
-    );
+    let out = backup(&repo, dir.path(), 48 << 20, 2, "2000");
     assert_eq!(
         out.status.code(),
         Some(12),
