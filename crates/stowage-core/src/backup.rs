@@ -79,6 +79,20 @@ pub struct ImageBackupStats {
     pub duration: Duration,
 }
 
+impl ImageBackupStats {
+    /// Adds another stream's figures (durations overlap: the longer one counts).
+    pub fn add(&mut self, other: &ImageBackupStats) {
+        self.size += other.size;
+        self.chunks += other.chunks;
+        self.zero_bytes += other.zero_bytes;
+        self.reused_bytes += other.reused_bytes;
+        self.new_bytes += other.new_bytes;
+        self.new_chunks += other.new_chunks;
+        self.written_bytes += other.written_bytes;
+        self.duration = self.duration.max(other.duration);
+    }
+}
+
 /// The result of an image backup: the digest list of a fixed index.
 #[derive(Debug, Clone)]
 pub struct ImageBackup {

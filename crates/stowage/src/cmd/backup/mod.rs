@@ -22,7 +22,7 @@ use crate::exit::{fail, OK, PARTIAL};
 use crate::output::{bytes, print_json, rate};
 use crate::progress::Reporter;
 use crate::{repo, source};
-use summary::{ratio, Totals};
+use summary::{ratio, totals};
 
 /// Largest file stored whole as a blob.
 const BLOB_LIMIT: u64 = 16 * 1024 * 1024;
@@ -295,7 +295,7 @@ pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
         let index = tree::store_catalog(&ctx, catalog)?;
         writer.add_dynamic_index(&name, &index)?;
     }
-    let totals = Totals::of(&summaries);
+    let totals = totals(&summaries);
     let mut unprotected = serde_json::Map::new();
     unprotected.insert(
         "chunk_upload_stats".into(),

@@ -22,6 +22,9 @@ pub struct ArchiveSummary {
     /// File-tree archives: what went in.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tree: Option<stowage_fs::CreateStats>,
+    /// The figures above, for adding up the archives of a backup.
+    #[serde(skip)]
+    pub stats: ImageBackupStats,
 }
 
 impl ArchiveSummary {
@@ -45,6 +48,7 @@ impl ArchiveSummary {
                 0.0
             },
             tree: None,
+            stats: s.clone(),
         }
     }
 
@@ -97,29 +101,11 @@ pub fn ratio(plain: u64, encoded: u64) -> f64 {
     }
 }
 
-#[derive(Default)]
-pub struct Totals {
-    pub size: u64,
-    pub chunks: u64,
-    pub zero_bytes: u64,
-    pub reused_bytes: u64,
-    pub new_bytes: u64,
-    pub new_chunks: u64,
-    pub written_bytes: u64,
-}
-
-impl Totals {
-    pub fn of(summaries: &[ArchiveSummary]) -> Totals {
-        let mut t = Totals::default();
-        for s in summaries {
-            t.size += s.size;
-            t.chunks += s.chunks;
-            t.zero_bytes += s.zero_bytes;
-            t.reused_bytes += s.reused_bytes;
-            t.new_bytes += s.new_bytes;
-            t.new_chunks += s.new_chunks;
-            t.written_bytes += s.written_bytes;
-        }
-        t
+/// The figures of all archives of a backup.
+pub fn totals(summaries: &[ArchiveSummary]) -> ImageBackupStats {
+    let mut total = ImageBackupStats::default();
+    for s in summaries {
+        total.add(&s.stats);
     }
+    total
 }

@@ -236,25 +236,13 @@ fn encode_split(
     let payload = payload?;
     let meta = meta?;
     let walked = walked.with_context(|| format!("backup of {} failed", spec.path))?;
-    let stats = sum_stats(&meta.stats, &payload.stats);
+    let mut stats = meta.stats.clone();
+    stats.add(&payload.stats);
     let indexes = vec![
         (meta_name, index_of(meta)),
         (payload_name, index_of(payload)),
     ];
     Ok((indexes, stats, walked))
-}
-
-fn sum_stats(a: &ImageBackupStats, b: &ImageBackupStats) -> ImageBackupStats {
-    ImageBackupStats {
-        size: a.size + b.size,
-        chunks: a.chunks + b.chunks,
-        zero_bytes: a.zero_bytes + b.zero_bytes,
-        reused_bytes: a.reused_bytes + b.reused_bytes,
-        new_bytes: a.new_bytes + b.new_bytes,
-        new_chunks: a.new_chunks + b.new_chunks,
-        written_bytes: a.written_bytes + b.written_bytes,
-        duration: a.duration.max(b.duration),
-    }
 }
 
 /// Chunks and stores the catalog of every tree of the backup.
