@@ -8,6 +8,7 @@
 //! `stowage-bench-gen tree DIR [TOTAL_MIB [SEED]]` writes a file tree (see `tree.rs`);
 //! `stowage-bench-gen mutate-tree DIR PERCENT [SEED]` changes PERCENT % of its files.
 
+mod store;
 mod tree;
 
 use std::fs::{File, OpenOptions};
@@ -133,6 +134,7 @@ fn main() -> ExitCode {
             let percent = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1.0);
             mutate(path, percent, num(4, 2))
         }
+        (Some("store"), Some(dir)) => store::generate(dir, num(3, 1_000_000), num(4, 1000)),
         (Some("tree"), Some(dir)) => tree::generate(dir, num(3, 2048), num(4, 1)),
         (Some("mutate-tree"), Some(dir)) => {
             let percent = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1.0);
@@ -141,7 +143,7 @@ fn main() -> ExitCode {
         _ => {
             eprintln!(
                 "usage: stowage-bench-gen image OUT [SIZE_MIB [SEED]] | mutate FILE [PERCENT [SEED]] \
-                 | tree DIR [TOTAL_MIB [SEED]] | mutate-tree DIR [PERCENT [SEED]]"
+                 | tree DIR [TOTAL_MIB [SEED]] | mutate-tree DIR [PERCENT [SEED]] | store DIR [CHUNKS [SNAPSHOTS]]"
             );
             return ExitCode::from(2);
         }

@@ -32,6 +32,34 @@ impl ChunkStore {
         self.dir.join(&hex[..4]).join(hex)
     }
 
+    /// Whether the chunk file of `digest` exists (one `stat`). Errors other than "not found"
+    /// count as present: the chunk is not written again over a file we cannot see.
+    pub fn chunk_exists(&self, digest: &Digest) -> bool {
+        match fs::symlink_metadata(self.chunk_path(digest)) {
+            Ok(_) => true,
+            Err(e) => e.kind() != io::ErrorKind::NotFound,
+        }
+    }
+
+    /// Moves a corrupt chunk out of the way as PBS does: to `<hex>.<N>.bad` beside it, with N
+    /// the first unused digit 0..9 (once `.0.bad` to `.8.bad` exist, `.9.bad` is overwritten).
+    /// Returns the new path, or `None` when there is no chunk file to move.
+    pub fn rename_corrupt_chunk(&self, digest: &Digest) -> io::Result<Option<PathBuf>> {
+        let path = self.chunk_path(digest);
+        let hex = digest.to_hex();
+        let mut n = 0;
+        let mut bad = path.with_file_name(format!("{hex}.{n}.bad"));
+        while n < 9 && fs::symlink_metadata(&bad).is_ok() {
+            n += 1;
+            bad = path.with_file_name(format!("{hex}.{n}.bad"));
+        }
+        match fs::rename(&path, &bad) {
+            Ok(()) => Ok(Some(bad)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn write_new(&self, digest: &Digest, path: &Path, encoded: &[u8]) -> io::Result<()> {
         let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
         let tmp = path.with_file_name(format!(
@@ -102,5 +130,38 @@ impl ChunkSource for ChunkStore {
                 source,
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corrupt_chunks_get_numbered_bad_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let digest = Digest([0xab; 32]);
+        let hex = digest.to_hex();
+        let sub = dir.path().join(&hex[..4]);
+        fs::create_dir(&sub).unwrap();
+        let store = ChunkStore::new(dir.path().to_path_buf());
+        assert!(!store.chunk_exists(&digest));
+        assert_eq!(store.rename_corrupt_chunk(&digest).unwrap(), None);
+        for round in 0..12u8 {
+            fs::write(store.chunk_path(&digest), [round]).unwrap();
+            assert!(store.chunk_exists(&digest));
+            let bad = store.rename_corrupt_chunk(&digest).unwrap().unwrap();
+            let n = round.min(9);
+            assert_eq!(bad, sub.join(format!("{hex}.{n}.bad")));
+            assert!(!store.chunk_exists(&digest));
+            // The last one wins once all ten names are taken.
+            assert_eq!(fs::read(&bad).unwrap(), [round]);
+        }
+        // A gap is filled first.
+        fs::remove_file(sub.join(format!("{hex}.3.bad"))).unwrap();
+        fs::write(store.chunk_path(&digest), b"x").unwrap();
+        let bad = store.rename_corrupt_chunk(&digest).unwrap().unwrap();
+        assert_eq!(bad, sub.join(format!("{hex}.3.bad")));
+        assert_eq!(fs::read_dir(&sub).unwrap().count(), 10);
     }
 }

@@ -24,6 +24,12 @@ pub enum DatastoreError {
     GroupNotFound(String),
     #[error("snapshot {snapshot} has no archive '{archive}' (list them with 'stowage files {snapshot}')")]
     ArchiveNotFound { snapshot: String, archive: String },
+    #[error("namespace '{0}' does not exist (list them with 'stowage namespace list', create it with 'stowage namespace create {0}')")]
+    NamespaceNotFound(String),
+    #[error("namespace '{0}' already exists")]
+    NamespaceExists(String),
+    #[error("namespace '{ns}' is not empty: {detail}")]
+    NamespaceNotEmpty { ns: String, detail: String },
     #[error("snapshot {0} already exists")]
     SnapshotExists(String),
     #[error("snapshot {0} is protected; unprotect it first")]
@@ -50,8 +56,13 @@ impl DatastoreError {
                 ErrorClass::Datastore
             }
             Write { source, .. } => ErrorClass::of_write_error(source, ErrorClass::IndexWrite),
-            SnapshotNotFound(_) | GroupNotFound(_) | ArchiveNotFound { .. } => ErrorClass::NotFound,
-            SnapshotExists(_) | Protected(_) => ErrorClass::Usage,
+            SnapshotNotFound(_)
+            | GroupNotFound(_)
+            | ArchiveNotFound { .. }
+            | NamespaceNotFound(_) => ErrorClass::NotFound,
+            SnapshotExists(_) | Protected(_) | NamespaceExists(_) | NamespaceNotEmpty { .. } => {
+                ErrorClass::Usage
+            }
             Blob { source, .. } => source.class(),
             Index { .. } | Manifest { .. } | Mismatch { .. } => ErrorClass::Verification,
             Store(e) => e.class(),

@@ -1,15 +1,20 @@
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use stowage_types::{BackupGroup, SnapshotRef};
+use stowage_types::{BackupGroup, BackupNamespace, SnapshotRef};
 
 use crate::{fsutil, ChunkStore, DatastoreError};
 
-/// An open local datastore.
+/// An open local datastore, seen from one namespace (the root unless
+/// [`in_namespace`](Datastore::in_namespace) chose another). Groups and snapshots are looked up
+/// in that namespace; the chunk store is shared by all of them.
+#[derive(Clone)]
 pub struct Datastore {
     base: PathBuf,
-    chunks: ChunkStore,
+    ns: BackupNamespace,
+    chunks: Arc<ChunkStore>,
 }
 
 const CHUNK_DIR: &str = ".chunks";
@@ -71,7 +76,8 @@ impl Datastore {
         }
         Ok(Datastore {
             base: path.to_path_buf(),
-            chunks: ChunkStore::new(chunks),
+            ns: BackupNamespace::root(),
+            chunks: Arc::new(ChunkStore::new(chunks)),
         })
     }
 
@@ -89,6 +95,28 @@ impl Datastore {
         &self.base
     }
 
+    /// The namespace groups and snapshots are looked up in.
+    pub fn namespace(&self) -> &BackupNamespace {
+        &self.ns
+    }
+
+    /// The same datastore seen from namespace `ns`, which must exist.
+    pub fn in_namespace(&self, ns: &BackupNamespace) -> Result<Datastore, DatastoreError> {
+        if !self.base.join(ns.relative_path()).is_dir() {
+            return Err(DatastoreError::NamespaceNotFound(ns.to_string()));
+        }
+        Ok(Datastore {
+            base: self.base.clone(),
+            ns: ns.clone(),
+            chunks: self.chunks.clone(),
+        })
+    }
+
+    /// The directory of the current namespace: the base for the root, `<base>/ns/a/ns/b` below.
+    pub fn ns_dir(&self) -> PathBuf {
+        self.base.join(self.ns.relative_path())
+    }
+
     pub fn chunk_store(&self) -> &ChunkStore {
         &self.chunks
     }
@@ -98,7 +126,7 @@ impl Datastore {
     }
 
     pub fn group_dir(&self, group: &BackupGroup) -> PathBuf {
-        self.base.join(group.ty.as_str()).join(group.id())
+        self.ns_dir().join(group.ty.as_str()).join(group.id())
     }
 
     pub fn snapshot_dir(&self, snapshot: &SnapshotRef) -> PathBuf {

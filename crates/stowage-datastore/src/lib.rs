@@ -12,15 +12,28 @@
 mod chunk_store;
 mod error;
 mod fsutil;
+mod gc;
 mod layout;
 mod lock;
+mod manifest_update;
+mod namespaces;
+mod prune;
 mod snapshots;
+mod sync;
 mod verify;
 mod writer;
+mod writers;
 
 pub use chunk_store::ChunkStore;
 pub use error::DatastoreError;
+pub use gc::{CacheStats, GcOptions, GcReport, GcStatus, DEFAULT_GC_CACHE, DEFAULT_GC_CUTOFF};
 pub use layout::Datastore;
+pub use manifest_update::MANIFEST_LOCK_NAME;
+pub use prune::{select_prune, PruneCandidate, PruneItem, PruneMark, PruneOptions, PruneRule};
 pub use snapshots::SnapshotInfo;
-pub use verify::{BadChunk, SnapshotVerify, VerifyReport};
+pub use sync::{SnapshotCopy, SyncItem, SyncOutcome};
+pub use verify::{
+    upid_start_time, BadChunk, SnapshotVerify, SnapshotVerifyState, Upid, VerifyOptions,
+    VerifyReport, VerifyState,
+};
 pub use writer::SnapshotWriter;

@@ -22,7 +22,7 @@ pub struct SnapshotInfo {
 }
 
 /// Names of the entries of a directory that are valid UTF-8 and not hidden; none if it is missing.
-fn visible_names(dir: &Path) -> Result<Vec<String>, DatastoreError> {
+pub(crate) fn visible_names(dir: &Path) -> Result<Vec<String>, DatastoreError> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -45,7 +45,7 @@ impl Datastore {
     pub fn groups(&self) -> Result<Vec<BackupGroup>, DatastoreError> {
         let mut groups = Vec::new();
         for ty in BackupType::ALL {
-            for id in visible_names(&self.base().join(ty.as_str()))? {
+            for id in visible_names(&self.ns_dir().join(ty.as_str()))? {
                 if let Ok(group) = BackupGroup::new(ty, &id) {
                     groups.push(group);
                 }
@@ -235,7 +235,8 @@ impl Datastore {
         })
     }
 
-    /// Removes a snapshot. Refused for protected snapshots and while a backup of the group runs.
+    /// Removes a snapshot, finished or not. Refused for protected snapshots and while a backup
+    /// of the group runs.
     pub fn forget(&self, snapshot: &SnapshotRef) -> Result<(), DatastoreError> {
         let dir = self.snapshot_dir(snapshot);
         if !dir.is_dir() {
@@ -245,16 +246,6 @@ impl Datastore {
             &self.group_dir(&snapshot.group),
             &snapshot.group.to_string(),
         )?;
-        if dir.join(".protected").exists() {
-            return Err(DatastoreError::Protected(snapshot.to_string()));
-        }
-        // Remove the manifest first: from then on the snapshot is unfinished, never half-listed.
-        let manifest = dir.join(MANIFEST_BLOB_NAME);
-        match fs::remove_file(&manifest) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(DatastoreError::write(&manifest)(e)),
-        }
-        fs::remove_dir_all(&dir).map_err(DatastoreError::write(&dir))
+        self.forget_locked(snapshot)
     }
 }

@@ -1,22 +1,35 @@
-//! Verification: every manifest entry against its file, then every referenced chunk exactly once,
-//! in parallel, decoded and hashed.
+//! Verification as PBS does it (spec section 10): snapshot by snapshot, every manifest entry
+//! against its file, then every referenced chunk, decoded and hashed in parallel and at most once
+//! per run however many snapshots share it. A corrupt chunk is renamed to `<hex>.<N>.bad`, so
+//! the next backup writes it again; each snapshot's result is stored in its manifest as
+//! `unprotected.verify_state`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use serde::{Deserialize, Serialize};
 use stowage_core::{decode_and_verify, ChunkLayout, ChunkSource, StoreError};
-use stowage_format::BlobDecoder;
+use stowage_format::{BlobDecoder, Manifest};
 use stowage_types::{ArchiveKind, ArchiveName, Digest, SnapshotRef};
 
 use crate::Datastore;
 
+/// The manifest key of the verify state.
+const VERIFY_STATE_KEY: &str = "verify_state";
+
 #[derive(Debug, Clone)]
 pub struct SnapshotVerify {
     pub snapshot: SnapshotRef,
-    /// Problems with the manifest, an index or a blob, and the number of bad chunks it needs.
+    /// Problems with the manifest, an index or a blob, and one "needs bad chunk" per bad chunk.
     pub errors: Vec<String>,
+    /// The UPID of the verify state stored in the manifest; `None` when it could not be stored.
+    pub upid: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -25,15 +38,23 @@ pub struct BadChunk {
     pub reason: String,
     /// Snapshots whose archives need this chunk.
     pub snapshots: Vec<SnapshotRef>,
+    /// Where the corrupt chunk file was moved (`<hex>.<N>.bad`); `None` when it was missing.
+    pub renamed_to: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct VerifyReport {
+    /// The snapshots verified, in the order given.
     pub snapshots: Vec<SnapshotVerify>,
+    /// Snapshots left out because they have a verify state that is not outdated.
+    pub skipped: Vec<SnapshotRef>,
     pub chunks_checked: u64,
     /// Plain bytes of the chunks checked.
     pub bytes_checked: u64,
     pub bad_chunks: Vec<BadChunk>,
+    /// Things that did not make the data bad: a verify state that could not be stored, a bad
+    /// chunk that could not be renamed.
+    pub warnings: Vec<String>,
     pub duration: Duration,
 }
 
@@ -43,43 +64,383 @@ impl VerifyReport {
     }
 }
 
-/// Each unique digest, the length its index expects, and which snapshots need it.
-type ChunkRefs = HashMap<Digest, (usize, Vec<usize>)>;
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// Chunks checked in parallel.
+    pub threads: usize,
+    /// Skip snapshots that already have a verify state, ok or failed, unless it is outdated.
+    pub ignore_verified: bool,
+    /// With `ignore_verified`: a verify state counts as outdated when the verification started
+    /// more than this many whole days ago (`(now - start) / 86400 > days`).
+    pub outdated_after: Option<u64>,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            threads: stowage_core::default_threads(),
+            ignore_verified: false,
+            outdated_after: None,
+        }
+    }
+}
+
+/// The outcome stored in a manifest's verify state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyState {
+    Ok,
+    Failed,
+}
+
+/// `unprotected.verify_state` of a manifest: `{"upid": "UPID:...", "state": "ok"|"failed"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotVerifyState {
+    pub upid: String,
+    pub state: VerifyState,
+}
+
+impl SnapshotVerifyState {
+    /// The verify state of `manifest`; `None` when it has none or one of another shape.
+    pub fn of(manifest: &Manifest) -> Option<Self> {
+        serde_json::from_value(manifest.unprotected.get(VERIFY_STATE_KEY)?.clone()).ok()
+    }
+
+    /// When the verification started (Unix seconds), from its UPID.
+    pub fn start_time(&self) -> Option<i64> {
+        upid_start_time(&self.upid)
+    }
+
+    fn store(&self, manifest: &mut Manifest) {
+        if let Ok(value) = serde_json::to_value(self) {
+            manifest
+                .unprotected
+                .insert(VERIFY_STATE_KEY.to_string(), value);
+        }
+    }
+}
+
+/// Whether a snapshot with `manifest` is to be verified under `opts` at `now`.
+fn needs_verify(manifest: &Manifest, opts: &VerifyOptions, now: i64) -> bool {
+    if !opts.ignore_verified {
+        return true;
+    }
+    let Some(state) = SnapshotVerifyState::of(manifest) else {
+        return true;
+    };
+    match (opts.outdated_after, state.start_time()) {
+        (None, _) => false,
+        (Some(days), Some(start)) => {
+            (now - start) / 86_400 > i64::try_from(days).unwrap_or(i64::MAX)
+        }
+        (Some(_), None) => true,
+    }
+}
+
+/// A PBS task id: `UPID:<node>:<pid>:<pstart>:<task id>:<starttime>:<type>:<worker id>:<authid>:`
+/// with the numbers in (at least) 8 upper-case hex digits and the worker id escaped as a systemd
+/// unit name (`/` as `-`, other special bytes as `\xNN`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upid {
+    pub node: String,
+    pub pid: u32,
+    /// Start time of the process in clock ticks since boot.
+    pub pstart: u64,
+    pub task_id: u64,
+    /// Start time of the task, Unix seconds.
+    pub starttime: i64,
+    pub worker_type: String,
+    /// Unescaped.
+    pub worker_id: String,
+    pub auth_id: String,
+}
+
+impl Upid {
+    /// A task of this process (host name, pid, process start, task id 0, the user as
+    /// `<user>@pam`) of type `worker_type` for `worker_id`, starting now.
+    pub fn new(worker_type: &str, worker_id: &str) -> Upid {
+        Upid {
+            node: node_name(),
+            pid: std::process::id(),
+            pstart: process_start_ticks(),
+            task_id: 0,
+            starttime: unix_now(),
+            worker_type: worker_type.into(),
+            worker_id: worker_id.into(),
+            auth_id: auth_id(),
+        }
+    }
+
+    /// A verify task of this process for `worker_id`, started at `starttime`.
+    pub fn verify(worker_id: &str, starttime: i64) -> Upid {
+        Upid {
+            starttime,
+            ..Upid::new("verify", worker_id)
+        }
+    }
+}
+
+impl fmt::Display for Upid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "UPID:{}:{:08X}:{:08X}:{:08X}:{:08X}:{}:{}:{}:",
+            self.node,
+            self.pid,
+            self.pstart,
+            self.task_id,
+            self.starttime,
+            self.worker_type,
+            escape_unit(&self.worker_id),
+            self.auth_id
+        )
+    }
+}
+
+impl FromStr for Upid {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("not a UPID: '{s}'");
+        let body = s
+            .strip_prefix("UPID:")
+            .and_then(|b| b.strip_suffix(':'))
+            .ok_or_else(bad)?;
+        let parts: Vec<&str> = body.split(':').collect();
+        let [node, pid, pstart, task_id, starttime, wtype, wid, authid] = parts[..] else {
+            return Err(bad());
+        };
+        let hex = |t: &str| {
+            (t.len() >= 8 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| u64::from_str_radix(t, 16).ok())
+                .flatten()
+                .ok_or_else(bad)
+        };
+        let plain = |t: &str| !t.is_empty() && !t.contains(char::is_whitespace);
+        if !plain(node) || !plain(wtype) || !plain(authid) || wid.contains(char::is_whitespace) {
+            return Err(bad());
+        }
+        Ok(Upid {
+            node: node.into(),
+            pid: u32::try_from(hex(pid)?).map_err(|_| bad())?,
+            pstart: hex(pstart)?,
+            task_id: hex(task_id)?,
+            starttime: i64::try_from(hex(starttime)?).map_err(|_| bad())?,
+            worker_type: wtype.into(),
+            worker_id: unescape_unit(wid),
+            auth_id: authid.into(),
+        })
+    }
+}
+
+/// The start time (Unix seconds) of the task a UPID names; `None` if `upid` is not one.
+pub fn upid_start_time(upid: &str) -> Option<i64> {
+    upid.parse::<Upid>().ok().map(|u| u.starttime)
+}
+
+/// systemd's unit-name escaping as PBS uses it for worker ids (not the path variant).
+fn escape_unit(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        if b == b'/' {
+            out.push('-');
+        } else if (i == 0 && b == b'.') || !(b == b'_' || b == b'.' || b.is_ascii_alphanumeric()) {
+            out.push_str(&format!("\\x{b:02x}"));
+        } else {
+            out.push(b as char);
+        }
+    }
+    out
+}
+
+fn unescape_unit(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = bytes
+            .get(i..i + 4)
+            .filter(|e| e.starts_with(b"\\x"))
+            .and_then(|e| std::str::from_utf8(&e[2..]).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], escaped) {
+            (_, Some(b)) => {
+                out.push(b);
+                i += 4;
+            }
+            (b'-', None) => {
+                out.push(b'/');
+                i += 1;
+            }
+            (b, None) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The host name up to its first dot, as PBS names its node; `localhost` if it is unusable.
+fn node_name() -> String {
+    let name = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default();
+    let node = name.split('.').next().unwrap_or_default();
+    let valid = !node.is_empty()
+        && node.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !node.starts_with('-')
+        && !node.ends_with('-');
+    if valid {
+        node.to_string()
+    } else {
+        "localhost".to_string()
+    }
+}
+
+/// Field 22 of `/proc/self/stat`: when this process started, in clock ticks since boot.
+fn process_start_ticks() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0;
+    };
+    // Field 2 (the command name) is in parentheses and may hold spaces: count after it.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(22 - 3))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `<user>@pam`, as backups record their owner; `root@pam` when the user is unknown.
+fn auth_id() -> String {
+    match std::env::var("USER") {
+        Ok(user)
+            if !user.is_empty()
+                && !user.contains(|c: char| c == ':' || c == '@' || c.is_whitespace()) =>
+        {
+            format!("{user}@pam")
+        }
+        _ => "root@pam".into(),
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The digests one snapshot needs, each with the length its index expects.
+type ChunkRefs = HashMap<Digest, usize>;
 
 impl Datastore {
-    /// Verifies `snapshots` with `threads` workers. `progress` counts chunks checked.
+    /// Verifies `snapshots` with `threads` workers, storing each result in its manifest.
+    /// `progress` counts chunks checked.
     pub fn verify(
         &self,
         snapshots: &[SnapshotRef],
         threads: usize,
         progress: &AtomicU64,
     ) -> VerifyReport {
+        let opts = VerifyOptions {
+            threads,
+            ..VerifyOptions::default()
+        };
+        self.verify_with(snapshots, &opts, progress)
+    }
+
+    /// Verifies `snapshots` one after the other; chunks already checked in this run (good or
+    /// bad) are not checked again. Corrupt chunks are renamed to `<hex>.<N>.bad`; each verified
+    /// snapshot gets `unprotected.verify_state` in its manifest.
+    pub fn verify_with(
+        &self,
+        snapshots: &[SnapshotRef],
+        opts: &VerifyOptions,
+        progress: &AtomicU64,
+    ) -> VerifyReport {
         let started = Instant::now();
+        let start_time = unix_now();
         let mut report = VerifyReport::default();
-        let mut refs: ChunkRefs = HashMap::new();
-        for (i, snapshot) in snapshots.iter().enumerate() {
-            let errors = self.check_snapshot_files(snapshot, i, &mut refs);
+        let mut good: HashSet<Digest> = HashSet::new();
+        // Bad digests, with their place in `report.bad_chunks`.
+        let mut bad: HashMap<Digest, usize> = HashMap::new();
+        for snapshot in snapshots {
+            let manifest = self.load_manifest(snapshot);
+            if let Ok(m) = &manifest {
+                if !needs_verify(m, opts, start_time) {
+                    report.skipped.push(snapshot.clone());
+                    continue;
+                }
+            }
+            let mut refs = ChunkRefs::new();
+            let mut errors = match &manifest {
+                Ok(m) => self.check_snapshot_files(snapshot, m, &mut refs),
+                Err(e) => vec![e.to_string()],
+            };
+
+            let mut todo: Vec<(Digest, usize)> = refs
+                .iter()
+                .filter(|(d, _)| !good.contains(*d) && !bad.contains_key(*d))
+                .map(|(d, len)| (*d, *len))
+                .collect();
+            self.order_by_inode(&mut todo);
+            let found = self.check_chunks(&todo, opts.threads, progress);
+            report.chunks_checked += todo.len() as u64;
+            report.bytes_checked += todo.iter().map(|(_, len)| *len as u64).sum::<u64>();
+            let mut found: HashMap<Digest, (String, bool)> = found
+                .into_iter()
+                .map(|(d, reason, missing)| (d, (reason, missing)))
+                .collect();
+            for (digest, _) in &todo {
+                let Some((reason, missing)) = found.remove(digest) else {
+                    good.insert(*digest);
+                    continue;
+                };
+                // A corrupt or unreadable chunk is moved away; a missing one has nothing to move.
+                let renamed_to = if missing {
+                    None
+                } else {
+                    match self.chunk_store().rename_corrupt_chunk(digest) {
+                        Ok(to) => to,
+                        Err(e) => {
+                            report
+                                .warnings
+                                .push(format!("cannot rename bad chunk {digest}: {e}"));
+                            None
+                        }
+                    }
+                };
+                bad.insert(*digest, report.bad_chunks.len());
+                report.bad_chunks.push(BadChunk {
+                    digest: *digest,
+                    reason,
+                    snapshots: Vec::new(),
+                    renamed_to,
+                });
+            }
+
+            let mut needed: Vec<Digest> = refs
+                .keys()
+                .filter(|d| bad.contains_key(*d))
+                .copied()
+                .collect();
+            needed.sort_unstable();
+            for digest in needed {
+                errors.push(format!("needs bad chunk {digest}"));
+                report.bad_chunks[bad[&digest]]
+                    .snapshots
+                    .push(snapshot.clone());
+            }
+
+            let upid = manifest
+                .is_ok()
+                .then(|| self.store_verify_state(snapshot, start_time, errors.is_empty()))
+                .and_then(|stored| stored.map_err(|e| report.warnings.push(e)).ok());
             report.snapshots.push(SnapshotVerify {
                 snapshot: snapshot.clone(),
                 errors,
-            });
-        }
-        let mut digests: Vec<Digest> = refs.keys().copied().collect();
-        digests.sort_unstable();
-        let bad = self.check_chunks(&digests, &refs, threads, progress);
-        report.chunks_checked = digests.len() as u64;
-        report.bytes_checked = refs.values().map(|(len, _)| *len as u64).sum();
-        for (digest, reason) in bad {
-            let users = &refs[&digest].1;
-            for &u in users {
-                report.snapshots[u]
-                    .errors
-                    .push(format!("needs bad chunk {digest}"));
-            }
-            report.bad_chunks.push(BadChunk {
-                digest,
-                reason,
-                snapshots: users.iter().map(|&u| snapshots[u].clone()).collect(),
+                upid,
             });
         }
         report.bad_chunks.sort_by_key(|b| b.digest);
@@ -87,17 +448,49 @@ impl Datastore {
         report
     }
 
-    /// Checks manifest, indexes and blobs of one snapshot; collects the chunks it needs.
+    /// Writes `verify_state` into the manifest of `snapshot`; returns the UPID stored.
+    fn store_verify_state(
+        &self,
+        snapshot: &SnapshotRef,
+        start_time: i64,
+        ok: bool,
+    ) -> Result<String, String> {
+        let dir = self.snapshot_dir(snapshot);
+        let worker_id = dir.strip_prefix(self.base()).unwrap_or(&dir);
+        let state = SnapshotVerifyState {
+            upid: Upid::verify(&worker_id.to_string_lossy(), start_time).to_string(),
+            state: if ok {
+                VerifyState::Ok
+            } else {
+                VerifyState::Failed
+            },
+        };
+        self.update_manifest(snapshot, |m| state.store(m))
+            .map(|()| state.upid)
+            .map_err(|e| format!("cannot store the verify state of {snapshot}: {e}"))
+    }
+
+    /// Sorts chunks by the inode number of their file (one `stat` each), so a disk reads them
+    /// in a friendlier order; missing chunks go first.
+    fn order_by_inode(&self, todo: &mut [(Digest, usize)]) {
+        if todo.len() < 2 {
+            return;
+        }
+        let store = self.chunk_store();
+        todo.sort_by_cached_key(|(digest, _)| {
+            std::fs::symlink_metadata(store.chunk_path(digest))
+                .map(|m| m.ino())
+                .unwrap_or(0)
+        });
+    }
+
+    /// Checks manifest entries, indexes and blobs of one snapshot; collects the chunks it needs.
     fn check_snapshot_files(
         &self,
         snapshot: &SnapshotRef,
-        id: usize,
+        manifest: &Manifest,
         refs: &mut ChunkRefs,
     ) -> Vec<String> {
-        let manifest = match self.load_manifest(snapshot) {
-            Ok(m) => m,
-            Err(e) => return vec![e.to_string()],
-        };
         let mut errors = Vec::new();
         for file in &manifest.files {
             let name = match ArchiveName::parse(&file.filename) {
@@ -106,13 +499,13 @@ impl Datastore {
             };
             let index: Result<Box<dyn ChunkLayout>, _> = match name.kind() {
                 ArchiveKind::Image => self
-                    .read_fixed_index(snapshot, &manifest, &name)
+                    .read_fixed_index(snapshot, manifest, &name)
                     .map(|i| Box::new(i) as Box<dyn ChunkLayout>),
                 ArchiveKind::Pxar => self
-                    .read_dynamic_index(snapshot, &manifest, &name)
+                    .read_dynamic_index(snapshot, manifest, &name)
                     .map(|i| Box::new(i) as Box<dyn ChunkLayout>),
                 ArchiveKind::Blob => {
-                    if let Err(e) = self.read_blob_file(snapshot, &manifest, &name) {
+                    if let Err(e) = self.read_blob_file(snapshot, manifest, &name) {
                         errors.push(e.to_string());
                     }
                     continue;
@@ -122,10 +515,7 @@ impl Datastore {
                 Ok(index) => {
                     for i in 0..index.chunk_count() {
                         let (_, len, digest) = index.chunk(i);
-                        let entry = refs.entry(*digest).or_insert((len, Vec::new()));
-                        if entry.1.last() != Some(&id) {
-                            entry.1.push(id);
-                        }
+                        refs.entry(*digest).or_insert(len);
                     }
                 }
                 Err(e) => errors.push(e.to_string()),
@@ -134,18 +524,21 @@ impl Datastore {
         errors
     }
 
-    /// Decodes and hashes every digest once, `threads` at a time; returns the bad ones.
+    /// Decodes and hashes every chunk of `todo`, `threads` at a time; returns the bad ones with
+    /// why, and whether the chunk file was missing.
     fn check_chunks(
         &self,
-        digests: &[Digest],
-        refs: &ChunkRefs,
+        todo: &[(Digest, usize)],
         threads: usize,
         progress: &AtomicU64,
-    ) -> Vec<(Digest, String)> {
+    ) -> Vec<(Digest, String, bool)> {
+        if todo.is_empty() {
+            return Vec::new();
+        }
         let next = AtomicUsize::new(0);
         let bad = Mutex::new(Vec::new());
         std::thread::scope(|s| {
-            for _ in 0..threads.max(1) {
+            for _ in 0..threads.clamp(1, todo.len()) {
                 s.spawn(|| {
                     let Ok(mut decoder) = BlobDecoder::new() else {
                         return;
@@ -153,19 +546,20 @@ impl Datastore {
                     let (mut encoded, mut plain) = (Vec::new(), Vec::new());
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(digest) = digests.get(i) else { break };
-                        let len = refs[digest].0;
+                        let Some((digest, len)) = todo.get(i) else {
+                            break;
+                        };
                         let result = match self.chunk_store().read_chunk(digest, &mut encoded) {
                             Ok(()) => {
-                                decode_and_verify(&mut decoder, digest, &encoded, len, &mut plain)
-                                    .map_err(|e| e.to_string())
+                                decode_and_verify(&mut decoder, digest, &encoded, *len, &mut plain)
+                                    .map_err(|e| (e.to_string(), false))
                             }
-                            Err(StoreError::Missing { .. }) => Err("missing".to_string()),
-                            Err(e) => Err(e.to_string()),
+                            Err(StoreError::Missing { .. }) => Err(("missing".to_string(), true)),
+                            Err(e) => Err((e.to_string(), false)),
                         };
-                        if let Err(reason) = result {
+                        if let Err((reason, missing)) = result {
                             if let Ok(mut b) = bad.lock() {
-                                b.push((*digest, reason));
+                                b.push((*digest, reason, missing));
                             }
                         }
                         progress.fetch_add(1, Ordering::Relaxed);
@@ -174,5 +568,94 @@ impl Datastore {
             }
         });
         bad.into_inner().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upid_round_trip() {
+        let upid = Upid::verify("vm/100/2023-11-14T22:13:20Z", 1_700_000_000);
+        let text = upid.to_string();
+        assert!(text.starts_with(&format!("UPID:{}:", upid.node)), "{text}");
+        assert!(
+            text.ends_with(&format!(
+                ":00000000:6553F100:verify:vm-100-2023\\x2d11\\x2d14T22\\x3a13\\x3a20Z:{}:",
+                upid.auth_id
+            )),
+            "{text}"
+        );
+        assert_eq!(text.split(':').count(), 10, "{text}");
+        assert_eq!(upid.pid, std::process::id());
+        assert!(upid.pstart > 0, "/proc/self/stat field 22");
+        assert_eq!(text.parse::<Upid>().unwrap(), upid);
+        assert_eq!(upid_start_time(&text), Some(1_700_000_000));
+    }
+
+    #[test]
+    fn pbs_upids_parse() {
+        let gc = "UPID:elsa:00004F37:0039E469:00000000:5CA78B83:garbage_collection::root@pam:";
+        let upid: Upid = gc.parse().unwrap();
+        assert_eq!(upid.node, "elsa");
+        assert_eq!(upid.pid, 0x4f37);
+        assert_eq!(upid.pstart, 0x39e469);
+        assert_eq!(upid.starttime, 0x5ca78b83);
+        assert_eq!(upid.worker_type, "garbage_collection");
+        assert_eq!(upid.worker_id, "");
+        assert_eq!(upid.to_string(), gc);
+        // pstart may outgrow 8 digits after a long uptime.
+        let long = "UPID:pbs:000A1B2C:1234ABCDE:00000002:65000000:verify:store1\\x3avm-100-65000000:u@pbs:";
+        let upid: Upid = long.parse().unwrap();
+        assert_eq!(upid.pstart, 0x1234abcde);
+        assert_eq!(upid.worker_id, "store1:vm/100/65000000");
+        assert_eq!(upid.to_string(), long);
+        for bad in [
+            "",
+            "UPID:",
+            "UPID:elsa:4F37:0039E469:00000000:5CA78B83:gc::root@pam:",
+            "UPID:elsa:00004F37:0039E469:00000000:5CA78B83:gc::root@pam",
+            "UPID:elsa:00004F37:0039E469:00000000:5CA78B8Z:gc::root@pam:",
+            "UPID::00004F37:0039E469:00000000:5CA78B83:gc::root@pam:",
+            "UPID:elsa:00004F37:0039E469:00000000:5CA78B83:gc:x:y:root@pam:",
+        ] {
+            assert!(bad.parse::<Upid>().is_err(), "{bad}");
+            assert_eq!(upid_start_time(bad), None);
+        }
+    }
+
+    #[test]
+    fn outdated_after_counts_whole_days() {
+        let snap: SnapshotRef = "vm/100/2023-11-14T22:13:20Z".parse().unwrap();
+        let mut m = Manifest::new(&snap);
+        let now = 1_700_000_000 + 3 * 86_400 + 10;
+        let opts = |ignore, outdated_after| VerifyOptions {
+            threads: 1,
+            ignore_verified: ignore,
+            outdated_after,
+        };
+        assert!(needs_verify(&m, &opts(true, None), now));
+        SnapshotVerifyState {
+            upid: Upid::verify("x", 1_700_000_000).to_string(),
+            state: VerifyState::Failed,
+        }
+        .store(&mut m);
+        assert_eq!(
+            SnapshotVerifyState::of(&m).unwrap().state,
+            VerifyState::Failed
+        );
+        assert_eq!(m.unprotected["verify_state"]["state"], "failed");
+        assert!(needs_verify(&m, &opts(false, None), now));
+        assert!(!needs_verify(&m, &opts(true, None), now));
+        assert!(needs_verify(&m, &opts(true, Some(2)), now));
+        assert!(!needs_verify(&m, &opts(true, Some(3)), now));
+        // A state whose UPID cannot be read is verified again once an age matters.
+        m.unprotected.insert(
+            "verify_state".into(),
+            serde_json::json!({"upid": "junk", "state": "ok"}),
+        );
+        assert!(!needs_verify(&m, &opts(true, None), now));
+        assert!(needs_verify(&m, &opts(true, Some(100)), now));
     }
 }

@@ -13,6 +13,7 @@ use stowage_format::{
 use stowage_types::{ArchiveKind, ArchiveName, BackupGroup, BackupTime, Digest, SnapshotRef};
 
 use crate::lock::{GroupLock, StoreSharedLock};
+use crate::writers::WriterRegistration;
 use crate::{fsutil, Datastore, DatastoreError};
 
 /// A snapshot being written. Until [`finish`](SnapshotWriter::finish) it is invisible; if the
@@ -26,6 +27,7 @@ pub struct SnapshotWriter<'a> {
     finished: bool,
     _group_lock: GroupLock,
     _store_lock: StoreSharedLock,
+    _registration: WriterRegistration,
 }
 
 impl Datastore {
@@ -40,8 +42,9 @@ impl Datastore {
         owner: &str,
     ) -> Result<SnapshotWriter<'_>, DatastoreError> {
         let store_lock = StoreSharedLock::acquire(&self.lock_file())?;
+        let registration = WriterRegistration::register(self.base())?;
         let group_dir = self.group_dir(group);
-        let type_dir = group_dir.parent().unwrap_or(self.base()).to_path_buf();
+        let type_dir = self.ns_dir().join(group.ty.as_str());
         fs::create_dir_all(&type_dir).map_err(DatastoreError::write(&type_dir))?;
         match fs::create_dir(&group_dir) {
             Ok(()) => write_owner(&group_dir, owner)?,
@@ -89,6 +92,7 @@ impl Datastore {
             finished: false,
             _group_lock: group_lock,
             _store_lock: store_lock,
+            _registration: registration,
         })
     }
 
@@ -141,7 +145,9 @@ impl SnapshotWriter<'_> {
         self.base.as_ref()
     }
 
-    /// Digests that the base snapshot's indexes reference: the store holds them already.
+    /// Digests that the base snapshot's indexes reference and whose chunk file exists: the store
+    /// holds them already. A chunk that verify found bad was renamed away; leaving it out here
+    /// makes this backup write it again.
     pub fn known_chunks(&self) -> HashSet<Digest> {
         let mut known = HashSet::new();
         let Some(base) = &self.base else {
@@ -168,7 +174,32 @@ impl SnapshotWriter<'_> {
                 ArchiveKind::Blob => {}
             }
         }
-        known
+        self.existing_chunks(known)
+    }
+
+    /// The digests of `known` whose chunk file exists: one `stat` each, on several threads.
+    fn existing_chunks(&self, known: HashSet<Digest>) -> HashSet<Digest> {
+        let digests: Vec<Digest> = known.into_iter().collect();
+        let store = self.store.chunk_store();
+        let threads = stowage_core::default_threads().clamp(1, 8);
+        let per_thread = digests.len().div_ceil(threads).max(1024);
+        std::thread::scope(|s| {
+            let parts: Vec<_> = digests
+                .chunks(per_thread)
+                .map(|part| {
+                    s.spawn(move || {
+                        part.iter()
+                            .filter(|d| store.chunk_exists(d))
+                            .copied()
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            parts
+                .into_iter()
+                .flat_map(|p| p.join().unwrap_or_default())
+                .collect()
+        })
     }
 
     fn check_new_name(&self, name: &ArchiveName) -> Result<String, DatastoreError> {

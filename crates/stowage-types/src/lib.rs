@@ -7,11 +7,13 @@ mod archive;
 mod backup;
 mod digest;
 mod error_class;
+mod namespace;
 
 pub use archive::{ArchiveKind, ArchiveName};
 pub use backup::{BackupGroup, BackupTime, BackupType, SnapshotRef};
 pub use digest::Digest;
 pub use error_class::ErrorClass;
+pub use namespace::{BackupNamespace, MAX_NAMESPACE_DEPTH, MAX_NAMESPACE_LEN};
 
 /// Errors raised while parsing user-supplied names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,6 +30,8 @@ pub enum NameError {
     Snapshot(String),
     #[error("invalid archive name '{0}': {1}")]
     Archive(String, &'static str),
+    #[error("invalid namespace '{0}': {1}")]
+    Namespace(String, &'static str),
     #[error("invalid digest '{0}': expected 64 hex digits")]
     Digest(String),
 }

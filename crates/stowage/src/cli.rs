@@ -24,6 +24,9 @@ pub struct GlobalOpts {
     /// Datastore directory [default: ~/.local/share/stowage/datastore, created on first use]
     #[arg(long, global = true, env = "STOWAGE_REPOSITORY")]
     pub repository: Option<std::path::PathBuf>,
+    /// Namespace of the datastore to work in, for example `site1/cluster2` [default: the root]
+    #[arg(long, global = true, env = "STOWAGE_NAMESPACE", value_name = "NS")]
+    pub ns: Option<String>,
     /// How results are printed on stdout
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
     pub output_format: OutputFormat,
@@ -79,8 +82,28 @@ pub enum Command {
         /// TYPE/ID/TIME
         snapshot: String,
     },
+    /// Remove the snapshots of a group that no --keep-* option keeps (PBS's prune rules)
+    Prune(PruneArgs),
+    /// Protect a snapshot from prune and forget
+    Protect {
+        /// TYPE/ID/TIME, or TYPE/ID for the newest
+        snapshot: String,
+    },
+    /// Lift a snapshot's protection
+    Unprotect {
+        /// TYPE/ID/TIME, or TYPE/ID for the newest
+        snapshot: String,
+    },
     /// Check every chunk, index and blob of snapshots; exits 8 when anything is bad
     Verify(VerifyArgs),
+    /// Print a snapshot's notes, or set them with --set
+    Notes {
+        /// TYPE/ID/TIME, or TYPE/ID for the newest
+        snapshot: String,
+        /// New notes; an empty TEXT removes them
+        #[arg(long, value_name = "TEXT")]
+        set: Option<String>,
+    },
     /// Print one file of a file-tree archive to stdout
     Cat {
         /// TYPE/ID/TIME, or TYPE/ID for the newest
@@ -98,6 +121,14 @@ pub enum Command {
         #[arg(long, value_name = "GLOB")]
         find: Option<std::ffi::OsString>,
     },
+    /// Remove chunks no snapshot needs (safe while backups run)
+    Gc(GcArgs),
+    /// Copy the snapshots another datastore has and this one lacks (only missing chunks travel,
+    /// each verified); with --ns, that namespace and those below it
+    Sync(SyncArgs),
+    /// Create, list and remove namespaces
+    #[command(subcommand)]
+    Namespace(NamespaceCommand),
     /// List and show host profiles (for `backup --profile`)
     #[command(subcommand)]
     Profile(ProfileCommand),
@@ -112,6 +143,52 @@ pub enum ProfileCommand {
     Show {
         /// A profile name, or a path to a profile file
         name: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct SyncArgs {
+    /// The datastore to copy from
+    #[arg(long, value_name = "PATH")]
+    pub from: std::path::PathBuf,
+    /// The datastore to copy to [default: --repository, or the embedded default]
+    #[arg(long, value_name = "PATH")]
+    pub to: Option<std::path::PathBuf>,
+    /// Only this group (TYPE/ID)
+    #[arg(long)]
+    pub group: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct GcArgs {
+    /// Remove only chunks untouched for this long (`24h5m`, `90s`, `2d`); below 24 h a chunk
+    /// that a backup reused without touching it on a relatime mount could go
+    #[arg(long, default_value = "24h5m", value_parser = crate::cmd::parse_duration)]
+    pub cutoff: std::time::Duration,
+    /// Mark and count, but remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Digests remembered as already marked (about 70 bytes each; 0 touches every reference)
+    #[arg(long)]
+    pub cache_capacity: Option<usize>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NamespaceCommand {
+    /// Create a namespace (its parent must exist), for example `a` then `a/b`
+    Create { namespace: String },
+    /// List a namespace (the root, or --ns) and those below it
+    List {
+        /// How many levels down to go [default: all]
+        #[arg(long)]
+        max_depth: Option<usize>,
+    },
+    /// Remove an empty namespace and the empty namespaces below it
+    Remove {
+        namespace: String,
+        /// Also remove every group and snapshot in it (protected snapshots still refuse)
+        #[arg(long)]
+        delete_groups: bool,
     },
 }
 
@@ -178,4 +255,39 @@ pub struct VerifyArgs {
     /// Verify every snapshot in the datastore
     #[arg(long, conflicts_with = "target")]
     pub all: bool,
+    /// Skip snapshots that were verified before (whether that passed or failed), unless the
+    /// verification is older than --outdated-after
+    #[arg(long)]
+    pub ignore_verified: bool,
+    /// With --ignore-verified: verify again snapshots whose last verification is more than DAYS
+    /// whole days old (implies --ignore-verified)
+    #[arg(long, value_name = "DAYS")]
+    pub outdated_after: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// TYPE/ID, for example vm/100
+    pub group: String,
+    /// Keep the N newest snapshots
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep_last: Option<u64>,
+    /// Keep the newest snapshot of each of the N newest hours (local time)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep_hourly: Option<u64>,
+    /// Keep the newest snapshot of each of the N newest days
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep_daily: Option<u64>,
+    /// Keep the newest snapshot of each of the N newest ISO weeks
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep_weekly: Option<u64>,
+    /// Keep the newest snapshot of each of the N newest months
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep_monthly: Option<u64>,
+    /// Keep the newest snapshot of each of the N newest years
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep_yearly: Option<u64>,
+    /// Show what would be kept and removed, remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }

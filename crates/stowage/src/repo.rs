@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use stowage_datastore::Datastore;
-use stowage_types::ErrorClass;
+use stowage_types::{BackupNamespace, ErrorClass};
 
 use crate::cli::GlobalOpts;
 use crate::exit::fail;
@@ -22,11 +22,27 @@ pub fn default_path() -> Result<PathBuf> {
 
 /// Opens the datastore the user chose. An explicit path must already be a datastore; the
 /// embedded default is created on first use.
+/// The store is seen from the namespace `--ns` names.
 pub fn open(global: &GlobalOpts) -> Result<Datastore> {
+    let store = open_root(global)?;
+    let ns = namespace(global)?;
+    if ns.is_root() {
+        return Ok(store);
+    }
+    Ok(store.in_namespace(&ns)?)
+}
+
+/// The datastore in its root namespace, whatever `--ns` says.
+pub fn open_root(global: &GlobalOpts) -> Result<Datastore> {
     if let Some(path) = explicit(global)? {
         return Ok(Datastore::open(&path)?);
     }
     Ok(Datastore::open_or_create(&default_path()?)?)
+}
+
+/// The namespace `--ns` names (the root without it).
+pub fn namespace(global: &GlobalOpts) -> Result<BackupNamespace> {
+    Ok(global.ns.as_deref().unwrap_or("").parse()?)
 }
 
 fn explicit(global: &GlobalOpts) -> Result<Option<PathBuf>> {

@@ -6,13 +6,21 @@ mod catalog;
 mod datastore;
 mod files;
 mod forget;
+mod gc;
 mod groups;
+mod namespace;
+mod notes;
 mod profile;
+mod protect;
+mod prune;
 mod restore;
 mod snapshots;
+mod sync;
 mod verify;
 
 use anyhow::Result;
+
+pub use gc::parse_duration;
 
 use crate::cli::{Cli, Command, GlobalOpts};
 
@@ -28,7 +36,11 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Snapshots { group } => snapshots::run(g, group),
         Command::Files { snapshot } => files::run(g, &snapshot),
         Command::Forget { snapshot } => forget::run(g, &snapshot),
+        Command::Prune(args) => prune::run(g, args),
+        Command::Protect { snapshot } => protect::run(g, &snapshot, true),
+        Command::Unprotect { snapshot } => protect::run(g, &snapshot, false),
         Command::Verify(args) => verify::run(g, args),
+        Command::Notes { snapshot, set } => notes::run(g, &snapshot, set),
         Command::Cat {
             snapshot,
             archive,
@@ -36,6 +48,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         } => cat::run(g, &snapshot, &archive, &path),
         Command::Catalog { snapshot, find } => catalog::run(g, &snapshot, find.as_deref()),
         Command::Profile(c) => profile::run(g, c),
+        Command::Namespace(c) => namespace::run(g, c),
+        Command::Gc(args) => gc::run(g, args),
+        Command::Sync(args) => sync::run(g, args),
     }
 }
 

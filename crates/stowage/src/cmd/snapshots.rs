@@ -1,5 +1,6 @@
 use anyhow::Result;
 use serde::Serialize;
+use stowage_datastore::{SnapshotVerifyState, VerifyState};
 use stowage_types::BackupGroup;
 
 use crate::cli::GlobalOpts;
@@ -18,6 +19,12 @@ struct SnapshotRow {
     /// Sum of the archive sizes (image bytes for images, encoded bytes for blobs).
     size: u64,
     files: Vec<String>,
+    /// The last verification (`unprotected.verify_state`), as PBS lists it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verification: Option<SnapshotVerifyState>,
+    /// `unprotected.notes`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notes: Option<String>,
     /// Why the manifest could not be read, if it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
@@ -33,13 +40,18 @@ pub fn run(g: &GlobalOpts, group: Option<String>) -> Result<i32> {
     for group in &groups {
         for info in store.snapshots(group)?.into_iter().filter(|s| s.finished) {
             // A damaged manifest is shown as such; the other snapshots are still listed.
-            let (files, error) = match store.load_manifest(&info.snapshot) {
-                Ok(m) => (m.files, None),
+            let (manifest, error) = match store.load_manifest(&info.snapshot) {
+                Ok(m) => (Some(m), None),
                 Err(e) => {
                     eprintln!("warning: {e}; run 'stowage verify {}'", info.snapshot);
-                    (Vec::new(), Some(e.to_string()))
+                    (None, Some(e.to_string()))
                 }
             };
+            let verification = manifest.as_ref().and_then(SnapshotVerifyState::of);
+            let notes = manifest
+                .as_ref()
+                .and_then(|m| m.unprotected.get("notes")?.as_str().map(String::from));
+            let files = manifest.map(|m| m.files).unwrap_or_default();
             rows.push(SnapshotRow {
                 snapshot: info.snapshot.to_string(),
                 backup_type: group.ty.to_string(),
@@ -48,6 +60,8 @@ pub fn run(g: &GlobalOpts, group: Option<String>) -> Result<i32> {
                 protected: info.protected,
                 size: files.iter().map(|f| f.size).sum(),
                 files: files.into_iter().map(|f| f.filename).collect(),
+                verification,
+                notes,
                 error,
             });
         }
@@ -61,11 +75,17 @@ pub fn run(g: &GlobalOpts, group: Option<String>) -> Result<i32> {
     }
     println!("{:<44} {:>12}  files", "snapshot", "size");
     for r in rows {
-        let mark = match (&r.error, r.protected) {
+        let mut mark = match (&r.error, r.protected) {
             (Some(_), _) => " (manifest unreadable)",
             (None, true) => " (protected)",
             (None, false) => "",
-        };
+        }
+        .to_string();
+        match r.verification.as_ref().map(|v| v.state) {
+            Some(VerifyState::Ok) => mark.push_str(" (verified)"),
+            Some(VerifyState::Failed) => mark.push_str(" (verify failed)"),
+            None => {}
+        }
         println!(
             "{:<44} {:>12}  {}{mark}",
             r.snapshot,

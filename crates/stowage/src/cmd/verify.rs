@@ -1,10 +1,12 @@
-//! `stowage verify`: every chunk once, in parallel; exit 8 when anything is bad.
+//! `stowage verify`: every chunk once, in parallel; bad chunks are renamed to `<hex>.<N>.bad`
+//! and each snapshot's result is stored in its manifest; exit 8 when anything is bad.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::Result;
 use serde_json::json;
+use stowage_datastore::VerifyOptions;
 use stowage_types::{BackupGroup, ErrorClass, SnapshotRef};
 
 use crate::cli::{GlobalOpts, VerifyArgs};
@@ -52,8 +54,16 @@ pub fn run(g: &GlobalOpts, args: VerifyArgs) -> Result<i32> {
         Box::new(move || (probe.load(Ordering::Relaxed), 0)),
         !g.quiet && g.verbose,
     );
-    let report = store.verify(&snapshots, super::threads(g), &progress);
+    let opts = VerifyOptions {
+        threads: super::threads(g),
+        ignore_verified: args.ignore_verified || args.outdated_after.is_some(),
+        outdated_after: args.outdated_after,
+    };
+    let report = store.verify_with(&snapshots, &opts, &progress);
     reporter.finish();
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
     let secs = report.duration.as_secs_f64();
     let json_report = json!({
         "ok": report.ok(),
@@ -61,25 +71,35 @@ pub fn run(g: &GlobalOpts, args: VerifyArgs) -> Result<i32> {
             "snapshot": s.snapshot.to_string(),
             "ok": s.errors.is_empty(),
             "errors": s.errors,
+            "upid": s.upid,
         })).collect::<Vec<_>>(),
+        "skipped": report.skipped.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
         "chunks_checked": report.chunks_checked,
         "bytes_checked": report.bytes_checked,
         "bad_chunks": report.bad_chunks.iter().map(|b| json!({
             "digest": b.digest.to_hex(),
             "reason": b.reason,
             "snapshots": b.snapshots.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "renamed_to": b.renamed_to,
         })).collect::<Vec<_>>(),
         "duration_s": secs,
     });
     if !print_json(g.output_format, &json_report)? {
         for b in &report.bad_chunks {
             let users: Vec<String> = b.snapshots.iter().map(|s| s.to_string()).collect();
+            let renamed = match &b.renamed_to {
+                Some(to) => format!("; renamed to {}", to.display()),
+                None => String::new(),
+            };
             println!(
-                "bad chunk {}: {} (needed by {})",
+                "bad chunk {}: {} (needed by {}){renamed}",
                 b.digest,
                 b.reason,
                 users.join(", ")
             );
+        }
+        for s in &report.skipped {
+            println!("{s}: skipped (verified before)");
         }
         for s in &report.snapshots {
             if s.errors.is_empty() {
@@ -99,8 +119,12 @@ pub fn run(g: &GlobalOpts, args: VerifyArgs) -> Result<i32> {
                 );
             }
         }
+        let skipped = match report.skipped.len() {
+            0 => String::new(),
+            n => format!(" ({n} skipped)"),
+        };
         println!(
-            "verified {} snapshots, {} chunks ({}) in {secs:.2} s ({})",
+            "verified {} snapshots{skipped}, {} chunks ({}) in {secs:.2} s ({})",
             report.snapshots.len(),
             report.chunks_checked,
             bytes(report.bytes_checked),

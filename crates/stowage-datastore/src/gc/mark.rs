@@ -1,0 +1,254 @@
+//! GC phase 1: set the atime of every chunk any index references, each chunk once.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use nix::sys::stat::{utimensat, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+use stowage_format::{DynamicIndex, FixedIndex};
+use stowage_types::{BackupGroup, BackupTime, Digest};
+
+use crate::snapshots::visible_names;
+use crate::{Datastore, DatastoreError};
+
+const SHARDS: usize = 64;
+
+/// What marking found, beyond the touched chunks.
+#[derive(Default)]
+pub(crate) struct MarkResult {
+    pub index_files: u64,
+    pub index_data_bytes: u64,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    /// Chunks an index needs that are not in the store: digest and the index file.
+    pub missing: Vec<(Digest, PathBuf)>,
+    /// Indexes or directories that could not be read: while there are any, nothing is proven
+    /// unused and nothing may be removed.
+    pub errors: Vec<String>,
+}
+
+/// The digests touched so far, sharded to keep lock contention low. Bounded: a shard that grows
+/// past its share of the capacity is emptied, which costs repeated touches, never a lost mark.
+struct TouchedSet {
+    shards: Vec<Mutex<HashSet<Digest>>>,
+    per_shard: usize,
+}
+
+impl TouchedSet {
+    fn new(capacity: usize) -> Self {
+        TouchedSet {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashSet::new())).collect(),
+            per_shard: capacity / SHARDS,
+        }
+    }
+
+    /// True if the digest was not marked yet in this run (as far as the cache remembers).
+    fn first_time(&self, digest: &Digest) -> bool {
+        if self.per_shard == 0 {
+            return true;
+        }
+        let shard = digest.as_bytes()[0] as usize % SHARDS;
+        let Ok(mut set) = self.shards[shard].lock() else {
+            return true;
+        };
+        if set.contains(digest) {
+            return false;
+        }
+        if set.len() >= self.per_shard {
+            set.clear();
+        }
+        set.insert(*digest);
+        true
+    }
+}
+
+/// One group's index files, found afresh each time the group is (re)scanned.
+fn group_indexes(store: &Datastore, group: &BackupGroup) -> Result<Vec<PathBuf>, DatastoreError> {
+    let dir = store.group_dir(group);
+    let mut snapshots: Vec<(BackupTime, String)> = visible_names(&dir)?
+        .into_iter()
+        .filter_map(|n| n.parse::<BackupTime>().ok().map(|t| (t, n)))
+        .collect();
+    // Newest first: a backup that finished while we scan reuses chunks of the snapshot before it.
+    snapshots.sort_by_key(|s| std::cmp::Reverse(s.0));
+    let mut out = Vec::new();
+    for (_, name) in snapshots {
+        let snap_dir = dir.join(name);
+        let entries = match fs::read_dir(&snap_dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(DatastoreError::read(&snap_dir)(e)),
+        };
+        let mut files = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(DatastoreError::read(&snap_dir))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.ends_with(".fidx") || name.ends_with(".didx") {
+                files.push(entry.path());
+            }
+        }
+        files.sort();
+        out.extend(files);
+    }
+    Ok(out)
+}
+
+/// Digests and data size of one index file; `None` if it vanished (a concurrent forget).
+fn read_index(path: &Path) -> Result<Option<(Vec<Digest>, u64)>, String> {
+    let raw = match fs::read(path) {
+        Ok(raw) => raw,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read index {}: {e}", path.display())),
+    };
+    let fixed = path.extension().is_some_and(|e| e == "fidx");
+    let decoded = if fixed {
+        FixedIndex::decode(&raw).map(|i| (i.size, i.digests))
+    } else {
+        DynamicIndex::decode(&raw).map(|i| (i.size(), i.entries.into_iter().map(|e| e.1).collect()))
+    };
+    match decoded {
+        Ok((size, digests)) => Ok(Some((digests, size))),
+        Err(e) => Err(format!("corrupt index {}: {e}", path.display())),
+    }
+}
+
+pub(crate) struct Marker<'a> {
+    store: &'a Datastore,
+    touched: TouchedSet,
+    index_files: AtomicU64,
+    index_data_bytes: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    missing: Mutex<Vec<(Digest, PathBuf)>>,
+    errors: Mutex<Vec<String>>,
+}
+
+impl<'a> Marker<'a> {
+    pub fn new(store: &'a Datastore, cache_capacity: usize) -> Self {
+        Marker {
+            store,
+            touched: TouchedSet::new(cache_capacity),
+            index_files: AtomicU64::new(0),
+            index_data_bytes: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            missing: Mutex::new(Vec::new()),
+            errors: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn error(&self, message: String) {
+        if let Ok(mut e) = self.errors.lock() {
+            e.push(message);
+        }
+    }
+
+    /// Marks every group of every namespace, `threads` groups at a time.
+    pub fn run(self, threads: usize) -> MarkResult {
+        let mut groups = Vec::new();
+        match self.store.all_namespaces() {
+            Ok(namespaces) => {
+                for ns in namespaces {
+                    match self.store.in_namespace(&ns).and_then(|v| {
+                        let g = v.groups()?;
+                        Ok((v, g))
+                    }) {
+                        Ok((view, gs)) => groups.extend(gs.into_iter().map(|g| (view.clone(), g))),
+                        Err(e) => self.error(format!("namespace '{ns}': {e}")),
+                    }
+                }
+            }
+            Err(e) => self.error(e.to_string()),
+        }
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..threads.max(1) {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((view, group)) = groups.get(i) else {
+                        break;
+                    };
+                    self.mark_group(view, group);
+                });
+            }
+        });
+        MarkResult {
+            index_files: self.index_files.into_inner(),
+            index_data_bytes: self.index_data_bytes.into_inner(),
+            cache_hits: self.hits.into_inner(),
+            cache_misses: self.misses.into_inner(),
+            missing: self.missing.into_inner().unwrap_or_default(),
+            errors: self.errors.into_inner().unwrap_or_default(),
+        }
+    }
+
+    /// Marks one group, newest snapshot first. If an index vanished meanwhile (a forget or a
+    /// prune raced us), the group is scanned again: a backup that finished in between may hold
+    /// chunks only the vanished snapshot had referenced so far.
+    fn mark_group(&self, view: &Datastore, group: &BackupGroup) {
+        for _attempt in 0..10 {
+            let indexes = match group_indexes(view, group) {
+                Ok(i) => i,
+                Err(e) => return self.error(format!("group {group}: {e}")),
+            };
+            let mut vanished = false;
+            for path in &indexes {
+                match read_index(path) {
+                    Ok(Some((digests, size))) => {
+                        self.index_files.fetch_add(1, Ordering::Relaxed);
+                        self.index_data_bytes.fetch_add(size, Ordering::Relaxed);
+                        for digest in &digests {
+                            self.mark(digest, path);
+                        }
+                    }
+                    Ok(None) => vanished = true,
+                    Err(e) => self.error(e),
+                }
+            }
+            if !vanished {
+                return;
+            }
+        }
+        self.error(format!(
+            "group {group} kept changing while it was marked; run the collection again"
+        ));
+    }
+
+    fn mark(&self, digest: &Digest, index: &Path) {
+        if !self.touched.first_time(digest) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let path = self.store.chunk_store().chunk_path(digest);
+        match touch(&path) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::ENOENT) => {
+                // Keep the evidence: bad copies of a needed chunk survive while it is missing.
+                for n in 0..10 {
+                    let _ = touch(&path.with_extension(format!("{n}.bad")));
+                }
+                if let Ok(mut m) = self.missing.lock() {
+                    m.push((*digest, index.to_path_buf()));
+                }
+            }
+            Err(e) => self.error(format!("cannot mark chunk {}: {e}", path.display())),
+        }
+    }
+}
+
+/// Sets a file's atime to now, leaving its mtime.
+pub(crate) fn touch(path: &Path) -> nix::Result<()> {
+    utimensat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        &TimeSpec::UTIME_NOW,
+        &TimeSpec::UTIME_OMIT,
+        UtimensatFlags::NoFollowSymlink,
+    )
+}

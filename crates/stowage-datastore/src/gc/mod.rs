@@ -1,0 +1,218 @@
+//! Garbage collection, PBS's way: mark every chunk an index references by setting its atime,
+//! then sweep the chunks whose atime is older than the cutoff. Safe next to running backups:
+//! the cutoff never reaches past the start of the oldest running writer (see `writers.rs`), and
+//! the sweep never deletes a chunk a backup has just been told exists (see `sweep.rs`).
+
+mod mark;
+mod sweep;
+
+use std::fs::{File, OpenOptions};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+use stowage_types::Digest;
+
+use crate::writers::oldest_writer;
+use crate::{fsutil, Datastore, DatastoreError};
+
+/// PBS's default: 24 h 5 min, because `relatime` may skip atime updates within 24 h.
+pub const DEFAULT_GC_CUTOFF: Duration = Duration::from_secs(24 * 3600 + 5 * 60);
+/// Digests remembered as already marked in one run (about 70 bytes each).
+pub const DEFAULT_GC_CACHE: usize = 4 << 20;
+const GC_LOCK: &str = ".gc.lck";
+const GC_STATUS: &str = ".gc-status";
+
+#[derive(Debug, Clone)]
+pub struct GcOptions {
+    /// How long a chunk must have gone untouched before it is removed.
+    pub cutoff: Duration,
+    pub threads: usize,
+    /// Mark and count, but remove nothing.
+    pub dry_run: bool,
+    /// How many digests to remember as marked (0: touch every reference).
+    pub cache_capacity: usize,
+    /// The task id recorded in `.gc-status`.
+    pub upid: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+}
+
+/// The result, stored in `<base>/.gc-status` with PBS's field names.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct GcStatus {
+    pub upid: String,
+    pub index_file_count: u64,
+    pub index_data_bytes: u64,
+    pub disk_bytes: u64,
+    pub disk_chunks: u64,
+    pub removed_bytes: u64,
+    pub removed_chunks: u64,
+    pub pending_bytes: u64,
+    pub pending_chunks: u64,
+    pub removed_bad: u64,
+    pub still_bad: u64,
+    pub cache_stats: CacheStats,
+}
+
+impl GcStatus {
+    /// Plain data referenced per byte stored.
+    pub fn deduplication_factor(&self) -> f64 {
+        let stored = self.disk_bytes + self.pending_bytes;
+        if stored == 0 {
+            1.0
+        } else {
+            self.index_data_bytes as f64 / stored as f64
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GcReport {
+    pub status: GcStatus,
+    /// Chunks an index needs that the store lacks, with the index that needs them.
+    pub missing: Vec<(Digest, std::path::PathBuf)>,
+    /// Unreadable indexes or directories. While there are any, nothing was removed.
+    pub errors: Vec<String>,
+    /// Entries in chunk directories that are not chunks, left alone.
+    pub foreign: u64,
+    /// Removal was skipped because marking was incomplete.
+    pub removal_skipped: bool,
+    pub mark_time: Duration,
+    pub sweep_time: Duration,
+}
+
+fn now_nanos() -> i128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
+}
+
+impl Datastore {
+    /// Collects garbage in the whole datastore (every namespace). One collection at a time.
+    pub fn garbage_collect(&self, options: &GcOptions) -> Result<GcReport, DatastoreError> {
+        let _lock = self.gc_lock()?;
+        // Phase 1 starts at the file system's own clock (atimes come from a coarse kernel clock
+        // that may lag the system time by a tick).
+        let phase1_start = check_atime_works(self.base())?.min(now_nanos());
+        let oldest = oldest_writer(self.base())?.map(|n| n as i128);
+        let started = Instant::now();
+        let marked = mark::Marker::new(self, options.cache_capacity).run(options.threads);
+        let mark_time = started.elapsed();
+
+        let mut min_atime = phase1_start - options.cutoff.as_nanos() as i128;
+        let oldest_writer = oldest.unwrap_or(phase1_start);
+        if oldest_writer < min_atime {
+            min_atime = oldest_writer - 300 * 1_000_000_000;
+        }
+        let removal_skipped = !marked.errors.is_empty();
+        let cutoff = sweep::Cutoff {
+            min_atime,
+            oldest_writer,
+            dry_run: options.dry_run || removal_skipped,
+        };
+        let started = Instant::now();
+        let (counts, sweep_errors) =
+            sweep::sweep(self.chunk_store().dir(), &cutoff, options.threads);
+        let sweep_time = started.elapsed();
+        let mut status = GcStatus {
+            upid: options.upid.clone(),
+            index_file_count: marked.index_files,
+            index_data_bytes: marked.index_data_bytes,
+            disk_bytes: counts.disk_bytes,
+            disk_chunks: counts.disk_chunks,
+            removed_bytes: counts.removed_bytes,
+            removed_chunks: counts.removed_chunks,
+            pending_bytes: counts.pending_bytes,
+            pending_chunks: counts.pending_chunks,
+            removed_bad: counts.removed_bad,
+            still_bad: counts.still_bad,
+            cache_stats: CacheStats {
+                hits: marked.cache_hits,
+                misses: marked.cache_misses,
+            },
+        };
+        if cutoff.dry_run {
+            // Nothing was removed: what would have gone is still on disk.
+            status.disk_bytes += status.removed_bytes;
+            status.disk_chunks += status.removed_chunks;
+        }
+        let mut errors = marked.errors;
+        errors.extend(sweep_errors);
+        if !options.dry_run {
+            let json = serde_json::to_vec_pretty(&status).unwrap_or_default();
+            let path = self.base().join(GC_STATUS);
+            fsutil::atomic_write(&path, &json).map_err(DatastoreError::write(&path))?;
+        }
+        Ok(GcReport {
+            status,
+            missing: marked.missing,
+            errors,
+            foreign: counts.foreign,
+            removal_skipped,
+            mark_time,
+            sweep_time,
+        })
+    }
+
+    /// The last collection's result, if one ran.
+    pub fn gc_status(&self) -> Option<GcStatus> {
+        let raw = std::fs::read(self.base().join(GC_STATUS)).ok()?;
+        serde_json::from_slice(&raw).ok()
+    }
+
+    fn gc_lock(&self) -> Result<Flock<File>, DatastoreError> {
+        let path = self.base().join(GC_LOCK);
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(DatastoreError::write(&path))?;
+        Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|_| DatastoreError::Locked {
+            what: format!("garbage collection of {}", self.base().display()),
+            why: "another garbage collection is running; wait for it to finish".into(),
+        })
+    }
+}
+
+/// Marking relies on atimes: refuse to sweep on a file system that does not keep them. Returns
+/// the atime (Unix nanoseconds) a touch sets now.
+fn check_atime_works(base: &Path) -> Result<i128, DatastoreError> {
+    use nix::sys::stat::{utimensat, UtimensatFlags};
+    use nix::sys::time::TimeSpec;
+    use std::os::unix::fs::MetadataExt;
+    let probe = base.join(".gc-atime-probe");
+    let result = (|| -> std::io::Result<Option<i128>> {
+        std::fs::write(&probe, b"")?;
+        let past = TimeSpec::new(1_000_000_000, 0);
+        utimensat(
+            nix::fcntl::AT_FDCWD,
+            &probe,
+            &past,
+            &TimeSpec::UTIME_OMIT,
+            UtimensatFlags::NoFollowSymlink,
+        )?;
+        let before = std::fs::metadata(&probe)?.atime();
+        mark::touch(&probe)?;
+        let after = std::fs::metadata(&probe)?;
+        let now = after.atime() as i128 * 1_000_000_000 + after.atime_nsec() as i128;
+        Ok((before == 1_000_000_000 && after.atime() > before).then_some(now))
+    })();
+    let _ = std::fs::remove_file(&probe);
+    match result {
+        Ok(Some(now)) => Ok(now),
+        Ok(None) => Err(DatastoreError::Locked {
+            what: format!("garbage collection of {}", base.display()),
+            why: "the file system does not record access times, which marking needs".into(),
+        }),
+        Err(e) => Err(DatastoreError::write(&probe)(e)),
+    }
+}

@@ -1,0 +1,298 @@
+//! GC phase 2: walk the 65 536 chunk directories in parallel and remove chunks whose atime is
+//! older than the cutoff.
+//!
+//! A chunk is never unlinked under its own name. It is first renamed to `<hex>.gc-removing`, and
+//! its atime is read again: a backup that touched it just before the rename made it recent again
+//! and it is renamed back; a backup that looks for it just after the rename does not find it and
+//! writes it anew. So a concurrent backup never counts on a chunk this sweep deletes.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use crate::DatastoreError;
+
+const TOMBSTONE: &str = "gc-removing";
+
+/// Counts of one sweep, as `.gc-status` reports them.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct SweepCounts {
+    pub disk_bytes: u64,
+    pub disk_chunks: u64,
+    pub removed_bytes: u64,
+    pub removed_chunks: u64,
+    pub pending_bytes: u64,
+    pub pending_chunks: u64,
+    pub removed_bad: u64,
+    pub still_bad: u64,
+    /// Entries in chunk directories that are neither chunks nor bad copies.
+    pub foreign: u64,
+}
+
+impl SweepCounts {
+    fn add(&mut self, o: &SweepCounts) {
+        self.disk_bytes += o.disk_bytes;
+        self.disk_chunks += o.disk_chunks;
+        self.removed_bytes += o.removed_bytes;
+        self.removed_chunks += o.removed_chunks;
+        self.pending_bytes += o.pending_bytes;
+        self.pending_chunks += o.pending_chunks;
+        self.removed_bad += o.removed_bad;
+        self.still_bad += o.still_bad;
+        self.foreign += o.foreign;
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Chunk,
+    Bad,
+    Tombstone,
+    Other,
+}
+
+fn is_hex64(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn kind(name: &str) -> Kind {
+    if is_hex64(name) {
+        return Kind::Chunk;
+    }
+    if name.len() > 65 && is_hex64(&name[..64]) {
+        let rest = &name[64..];
+        if rest == format!(".{TOMBSTONE}") {
+            return Kind::Tombstone;
+        }
+        let b = rest.as_bytes();
+        if b.len() == 6 && b[0] == b'.' && b[1].is_ascii_digit() && &rest[2..] == ".bad" {
+            return Kind::Bad;
+        }
+    }
+    if name.contains(".tmp_") {
+        return Kind::Other; // a writer's file in flight; not ours to judge
+    }
+    Kind::Other
+}
+
+/// Sweep parameters: times in Unix nanoseconds.
+pub(crate) struct Cutoff {
+    /// Older atimes are garbage.
+    pub min_atime: i128,
+    /// Atimes older than this (but not garbage) count as pending.
+    pub oldest_writer: i128,
+    /// Count, but remove nothing.
+    pub dry_run: bool,
+}
+
+fn atime_nanos(meta: &fs::Metadata) -> i128 {
+    meta.atime() as i128 * 1_000_000_000 + meta.atime_nsec() as i128
+}
+
+/// Sweeps all 65 536 prefix directories with `threads` workers.
+pub(crate) fn sweep(
+    chunk_dir: &Path,
+    cutoff: &Cutoff,
+    threads: usize,
+) -> (SweepCounts, Vec<String>) {
+    let next = AtomicUsize::new(0);
+    let total = Mutex::new(SweepCounts::default());
+    let errors = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| {
+                let mut mine = SweepCounts::default();
+                loop {
+                    let start = next.fetch_add(256, Ordering::Relaxed);
+                    if start > 0xffff {
+                        break;
+                    }
+                    for prefix in start..(start + 256).min(0x10000) {
+                        let dir = chunk_dir.join(format!("{prefix:04x}"));
+                        if let Err(e) = sweep_dir(&dir, cutoff, &mut mine) {
+                            if let Ok(mut errs) = errors.lock() {
+                                errs.push(e.to_string());
+                            }
+                        }
+                    }
+                }
+                if let Ok(mut t) = total.lock() {
+                    t.add(&mine);
+                }
+            });
+        }
+    });
+    (
+        total.into_inner().unwrap_or_default(),
+        errors.into_inner().unwrap_or_default(),
+    )
+}
+
+fn sweep_dir(dir: &Path, cutoff: &Cutoff, counts: &mut SweepCounts) -> Result<(), DatastoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(DatastoreError::read(dir)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(DatastoreError::read(dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            counts.foreign += 1;
+            continue;
+        };
+        let k = kind(name);
+        if k == Kind::Other {
+            if !name.contains(".tmp_") {
+                counts.foreign += 1;
+            }
+            continue;
+        }
+        let path = entry.path();
+        if k == Kind::Tombstone {
+            // Left by a sweep that was interrupted: put the chunk back, the next run decides.
+            let chunk = dir.join(&name[..64]);
+            if !cutoff.dry_run {
+                restore_tombstone(&path, &chunk)?;
+            }
+            continue;
+        }
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(m) if m.is_file() => m,
+            Ok(_) => {
+                counts.foreign += 1;
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(DatastoreError::read(&path)(e)),
+        };
+        let atime = atime_nanos(&meta);
+        let size = meta.len();
+        if atime < cutoff.min_atime {
+            let removed = cutoff.dry_run || remove_if_still_old(&path, cutoff.min_atime)?;
+            if removed {
+                if k == Kind::Bad {
+                    counts.removed_bad += 1;
+                } else {
+                    counts.removed_chunks += 1;
+                }
+                counts.removed_bytes += size;
+                continue;
+            }
+        }
+        if k == Kind::Bad {
+            counts.still_bad += 1;
+        } else if atime < cutoff.oldest_writer {
+            counts.pending_chunks += 1;
+            counts.pending_bytes += size;
+        } else {
+            counts.disk_chunks += 1;
+            counts.disk_bytes += size;
+        }
+    }
+    Ok(())
+}
+
+/// Renames the file aside, reads its atime again, and deletes it only if it is still old;
+/// otherwise puts it back. Returns whether it was removed.
+fn remove_if_still_old(path: &Path, min_atime: i128) -> Result<bool, DatastoreError> {
+    let mut tomb = path.as_os_str().to_owned();
+    tomb.push(format!(".{TOMBSTONE}"));
+    let tomb = Path::new(&tomb);
+    match fs::rename(path, tomb) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(DatastoreError::write(path)(e)),
+    }
+    let still_old = fs::symlink_metadata(tomb)
+        .map(|m| atime_nanos(&m) < min_atime)
+        .unwrap_or(false);
+    if still_old {
+        fs::remove_file(tomb).map_err(DatastoreError::write(tomb))?;
+        Ok(true)
+    } else {
+        restore_tombstone(tomb, path)?;
+        Ok(false)
+    }
+}
+
+/// Puts a renamed chunk back, unless a backup has written it anew meanwhile.
+fn restore_tombstone(tomb: &Path, chunk: &Path) -> Result<(), DatastoreError> {
+    if chunk.exists() {
+        return fs::remove_file(tomb).map_err(DatastoreError::write(tomb));
+    }
+    fs::rename(tomb, chunk).map_err(DatastoreError::write(chunk))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        let hex = "ab".repeat(32);
+        assert!(kind(&hex) == Kind::Chunk);
+        assert!(kind(&format!("{hex}.3.bad")) == Kind::Bad);
+        assert!(kind(&format!("{hex}.gc-removing")) == Kind::Tombstone);
+        assert!(kind(&format!("{hex}.tmp_1_2")) == Kind::Other);
+        assert!(kind("README") == Kind::Other);
+        assert!(kind(&format!("{hex}.10.bad")) == Kind::Other);
+        assert!(kind(&hex.to_uppercase()) == Kind::Other);
+    }
+}
+
+#[cfg(test)]
+mod removal_tests {
+    use super::*;
+    use nix::sys::stat::{utimensat, UtimensatFlags};
+    use nix::sys::time::TimeSpec;
+
+    fn set_atime(path: &Path, secs: i64) {
+        utimensat(
+            nix::fcntl::AT_FDCWD,
+            path,
+            &TimeSpec::new(secs, 0),
+            &TimeSpec::UTIME_OMIT,
+            UtimensatFlags::NoFollowSymlink,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn only_still_old_chunks_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("a".repeat(64));
+        let recent = dir.path().join("b".repeat(64));
+        fs::write(&old, b"x").unwrap();
+        fs::write(&recent, b"y").unwrap();
+        set_atime(&old, 1_000);
+        set_atime(&recent, 3_000);
+        let min_atime = 2_000 * 1_000_000_000;
+        assert!(remove_if_still_old(&old, min_atime).unwrap());
+        assert!(!old.exists());
+        // Touched between the first look and the rename: it goes back under its name.
+        assert!(!remove_if_still_old(&recent, min_atime).unwrap());
+        assert!(recent.exists());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn interrupted_removal_is_undone() {
+        let dir = tempfile::tempdir().unwrap();
+        let chunk = dir.path().join("c".repeat(64));
+        let tomb = dir.path().join(format!("{}.{TOMBSTONE}", "c".repeat(64)));
+        fs::write(&tomb, b"z").unwrap();
+        let cutoff = Cutoff {
+            min_atime: 0,
+            oldest_writer: 0,
+            dry_run: false,
+        };
+        let mut counts = SweepCounts::default();
+        sweep_dir(dir.path(), &cutoff, &mut counts).unwrap();
+        assert!(chunk.exists() && !tomb.exists());
+        assert_eq!(fs::read(&chunk).unwrap(), b"z");
+    }
+}

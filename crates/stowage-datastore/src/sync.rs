@@ -1,0 +1,294 @@
+//! Local sync: copy the snapshots a target datastore lacks from a source datastore, copying only
+//! the chunks the target does not hold, each decoded and hashed before it is stored.
+//!
+//! A snapshot appears in the target only once all its chunks, indexes and blobs are in place:
+//! its manifest is written last. An interrupted sync leaves chunks (kept) and at most one
+//! unfinished snapshot directory (redone by the next run).
+
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use stowage_core::{decode_and_verify, ChunkLayout, ChunkSink, ChunkSource};
+use stowage_format::manifest::MANIFEST_BLOB_NAME;
+use stowage_format::{BlobDecoder, Manifest};
+use stowage_types::{ArchiveKind, ArchiveName, BackupGroup, BackupNamespace, Digest, SnapshotRef};
+
+use crate::lock::{GroupLock, StoreSharedLock};
+use crate::writers::WriterRegistration;
+use crate::{fsutil, Datastore, DatastoreError};
+
+/// What copying one snapshot took.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotCopy {
+    pub chunks_copied: u64,
+    pub bytes_copied: u64,
+    pub chunks_present: u64,
+}
+
+/// One snapshot's outcome in a sync run.
+#[derive(Debug)]
+pub enum SyncOutcome {
+    Copied(SnapshotCopy),
+    /// The target has it already.
+    Present,
+    Failed(DatastoreError),
+}
+
+#[derive(Debug)]
+pub struct SyncItem {
+    pub ns: BackupNamespace,
+    pub snapshot: SnapshotRef,
+    pub outcome: SyncOutcome,
+}
+
+impl Datastore {
+    /// Copies every finished snapshot of namespace `ns` (and the namespaces below it) that this
+    /// datastore lacks from `source`, oldest first per group; `group` limits it to one group.
+    /// Missing namespaces are created. Failures are reported per snapshot.
+    pub fn sync_from(
+        &self,
+        source: &Datastore,
+        ns: &BackupNamespace,
+        group: Option<&BackupGroup>,
+        threads: usize,
+        mut on_item: impl FnMut(&SyncItem),
+    ) -> Result<Vec<SyncItem>, DatastoreError> {
+        let mut items = Vec::new();
+        for child in source.list_namespaces(ns, None)? {
+            let src = source.in_namespace(&child)?;
+            if !child.is_root() && self.in_namespace(&child).is_err() {
+                self.create_namespace_path(&child)?;
+            }
+            let dst = self.in_namespace(&child)?;
+            let groups = match group {
+                Some(g) => vec![g.clone()],
+                None => src.groups()?,
+            };
+            for g in groups {
+                for snapshot in src.finished_snapshots(&g)? {
+                    let outcome = match dst.pull_snapshot(&src, &snapshot, threads) {
+                        Ok(Some(copy)) => SyncOutcome::Copied(copy),
+                        Ok(None) => SyncOutcome::Present,
+                        Err(e) => SyncOutcome::Failed(e),
+                    };
+                    let item = SyncItem {
+                        ns: child.clone(),
+                        snapshot,
+                        outcome,
+                    };
+                    on_item(&item);
+                    items.push(item);
+                }
+            }
+        }
+        Ok(items)
+    }
+
+    /// Creates `ns` and any missing parents.
+    fn create_namespace_path(&self, ns: &BackupNamespace) -> Result<(), DatastoreError> {
+        let mut path = BackupNamespace::root();
+        for c in ns.components() {
+            path = path.child(c)?;
+            match self.create_namespace(&path) {
+                Ok(()) | Err(DatastoreError::NamespaceExists(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies one finished snapshot of `source` (same namespace view) into this datastore;
+    /// `None` if it is here already.
+    pub fn pull_snapshot(
+        &self,
+        source: &Datastore,
+        snapshot: &SnapshotRef,
+        threads: usize,
+    ) -> Result<Option<SnapshotCopy>, DatastoreError> {
+        let dir = self.snapshot_dir(snapshot);
+        if dir.join(MANIFEST_BLOB_NAME).is_file() {
+            return Ok(None);
+        }
+        let _store_lock = StoreSharedLock::acquire(&self.lock_file())?;
+        let _registration = WriterRegistration::register(self.base())?;
+        let group_dir = self.group_dir(&snapshot.group);
+        if !group_dir.is_dir() {
+            let type_dir = self.ns_dir().join(snapshot.group.ty.as_str());
+            fs::create_dir_all(&type_dir).map_err(DatastoreError::write(&type_dir))?;
+            match fs::create_dir(&group_dir) {
+                Ok(()) => copy_owner(source, self, &snapshot.group)?,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(DatastoreError::write(&group_dir)(e)),
+            }
+        }
+        let _group_lock = GroupLock::acquire(&group_dir, &snapshot.group.to_string())?;
+        if dir.join(MANIFEST_BLOB_NAME).is_file() {
+            return Ok(None);
+        }
+        if dir.exists() {
+            // Left by an interrupted sync (or a crashed backup): no one writes it, we hold the lock.
+            fs::remove_dir_all(&dir).map_err(DatastoreError::write(&dir))?;
+        }
+        fs::create_dir(&dir).map_err(DatastoreError::write(&dir))?;
+        let result = self.copy_snapshot_files(source, snapshot, threads);
+        if result.is_err() {
+            let _ = fs::remove_dir_all(&dir);
+        }
+        result.map(Some)
+    }
+
+    fn copy_snapshot_files(
+        &self,
+        source: &Datastore,
+        snapshot: &SnapshotRef,
+        threads: usize,
+    ) -> Result<SnapshotCopy, DatastoreError> {
+        let manifest = source.load_manifest(snapshot)?;
+        let src_dir = source.snapshot_dir(snapshot);
+        let dir = self.snapshot_dir(snapshot);
+        let mut copy = SnapshotCopy::default();
+        for file in &manifest.files {
+            let name = ArchiveName::parse(&file.filename)?;
+            match name.kind() {
+                ArchiveKind::Image => {
+                    let index = source.read_fixed_index(snapshot, &manifest, &name)?;
+                    self.copy_chunks(source, &index, threads, &mut copy)?;
+                }
+                ArchiveKind::Pxar => {
+                    let index = source.read_dynamic_index(snapshot, &manifest, &name)?;
+                    self.copy_chunks(source, &index, threads, &mut copy)?;
+                }
+                ArchiveKind::Blob => {
+                    // Checks size and checksum against the manifest, and that it decodes.
+                    source.read_blob_file(snapshot, &manifest, &name)?;
+                }
+            }
+            let from = src_dir.join(&file.filename);
+            let raw = fs::read(&from).map_err(DatastoreError::read(&from))?;
+            check_unchanged(&raw, file, &from)?;
+            let to = dir.join(&file.filename);
+            fsutil::atomic_write(&to, &raw).map_err(DatastoreError::write(&to))?;
+        }
+        fsutil::sync_filesystem(self.base()).map_err(DatastoreError::write(self.base()))?;
+        let from = src_dir.join(MANIFEST_BLOB_NAME);
+        let raw = fs::read(&from).map_err(DatastoreError::read(&from))?;
+        Manifest::from_json(
+            &stowage_format::blob::decode_blob(&raw, stowage_format::blob::MAX_BLOB_SIZE).map_err(
+                |source| DatastoreError::Blob {
+                    what: format!("manifest {}", from.display()),
+                    source,
+                },
+            )?,
+        )
+        .map_err(|source| DatastoreError::Manifest {
+            what: format!("manifest {}", from.display()),
+            source,
+        })?;
+        let to = dir.join(MANIFEST_BLOB_NAME);
+        fsutil::atomic_write(&to, &raw).map_err(DatastoreError::write(&to))?;
+        Ok(copy)
+    }
+
+    /// Copies the chunks of `index` this store lacks, `threads` at a time, each verified first.
+    /// Chunks already here are touched, so a collection running meanwhile keeps them.
+    fn copy_chunks(
+        &self,
+        source: &Datastore,
+        index: &dyn ChunkLayout,
+        threads: usize,
+        copy: &mut SnapshotCopy,
+    ) -> Result<(), DatastoreError> {
+        let mut seen = HashSet::new();
+        let wanted: Vec<(Digest, usize)> = (0..index.chunk_count())
+            .map(|i| index.chunk(i))
+            .filter(|(_, _, d)| seen.insert(**d))
+            .map(|(_, len, d)| (*d, len))
+            .collect();
+        let next = AtomicUsize::new(0);
+        let (copied, bytes, present) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+        let failure = Mutex::new(None);
+        std::thread::scope(|s| {
+            for _ in 0..threads.max(1) {
+                s.spawn(|| {
+                    let Ok(mut decoder) = BlobDecoder::new() else {
+                        return;
+                    };
+                    let (mut encoded, mut plain) = (Vec::new(), Vec::new());
+                    while let Some((digest, len)) = wanted.get(next.fetch_add(1, Ordering::Relaxed))
+                    {
+                        if failure.lock().map(|f| f.is_some()).unwrap_or(true) {
+                            return;
+                        }
+                        let result = (|| -> Result<bool, DatastoreError> {
+                            if self.chunk_store().touch_chunk(digest)? {
+                                return Ok(false);
+                            }
+                            source.chunk_store().read_chunk(digest, &mut encoded)?;
+                            decode_and_verify(&mut decoder, digest, &encoded, *len, &mut plain)
+                                .map_err(|e| DatastoreError::Mismatch {
+                                    what: format!(
+                                        "chunk {} of the source",
+                                        source.chunk_store().chunk_path(digest).display()
+                                    ),
+                                    detail: e.to_string(),
+                                })?;
+                            self.chunk_store().insert_chunk(digest, &encoded)?;
+                            Ok(true)
+                        })();
+                        match result {
+                            Ok(true) => {
+                                copied.fetch_add(1, Ordering::Relaxed);
+                                bytes.fetch_add(encoded.len() as u64, Ordering::Relaxed);
+                            }
+                            Ok(false) => {
+                                present.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) => {
+                                if let Ok(mut f) = failure.lock() {
+                                    f.get_or_insert(e);
+                                }
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        if let Some(e) = failure.into_inner().ok().flatten() {
+            return Err(e);
+        }
+        copy.chunks_copied += copied.into_inner();
+        copy.bytes_copied += bytes.into_inner();
+        copy.chunks_present += present.into_inner();
+        Ok(())
+    }
+}
+
+/// The raw file must still be what the manifest describes (it was checked when read).
+fn check_unchanged(
+    raw: &[u8],
+    file: &stowage_format::FileEntry,
+    path: &std::path::Path,
+) -> Result<(), DatastoreError> {
+    if file.filename.ends_with(".blob") && stowage_format::sha256(raw) != file.csum {
+        return Err(DatastoreError::Mismatch {
+            what: format!("blob {}", path.display()),
+            detail: "it changed while it was copied".into(),
+        });
+    }
+    Ok(())
+}
+
+fn copy_owner(
+    source: &Datastore,
+    target: &Datastore,
+    group: &BackupGroup,
+) -> Result<(), DatastoreError> {
+    let from = source.group_dir(group).join("owner");
+    let owner = fs::read(&from).unwrap_or_else(|_| b"root@pam\n".to_vec());
+    let to = target.group_dir(group).join("owner");
+    fsutil::atomic_write(&to, &owner).map_err(DatastoreError::write(&to))
+}

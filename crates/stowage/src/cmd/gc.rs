@@ -1,0 +1,165 @@
+//! `stowage gc`: mark every chunk any snapshot needs, sweep the rest.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use serde_json::json;
+use stowage_datastore::{GcOptions, DEFAULT_GC_CACHE};
+use stowage_types::ErrorClass;
+
+use crate::cli::{GcArgs, GlobalOpts};
+use crate::exit::{self, fail, OK};
+use crate::output::{bytes, print_json};
+use crate::repo;
+
+/// `90`, `90s`, `15m`, `24h5m`, `2d`: a duration in seconds, minutes, hours and days.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let mut total = 0u64;
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            _ => return Err(format!("unknown unit '{c}' (use s, m, h or d)")),
+        };
+        let n: u64 = number
+            .parse()
+            .map_err(|_| "a number must precede each unit")?;
+        total = total.saturating_add(n.saturating_mul(unit));
+        number.clear();
+    }
+    if !number.is_empty() {
+        total = total.saturating_add(number.parse::<u64>().map_err(|e| e.to_string())?);
+    } else if text.is_empty() {
+        return Err("empty duration".into());
+    }
+    Ok(Duration::from_secs(total))
+}
+
+pub fn run(g: &GlobalOpts, args: GcArgs) -> Result<i32> {
+    let store = repo::open_root(g)?;
+    let options = GcOptions {
+        cutoff: args.cutoff,
+        threads: super::threads(g),
+        dry_run: args.dry_run,
+        cache_capacity: args.cache_capacity.unwrap_or(DEFAULT_GC_CACHE),
+        upid: stowage_datastore::Upid::new(
+            "garbage_collection",
+            &store.base().display().to_string(),
+        )
+        .to_string(),
+    };
+    if !g.quiet && !args.dry_run {
+        eprintln!("starting garbage collection on {}", store.base().display());
+    }
+    let report = store.garbage_collect(&options)?;
+    let s = &report.status;
+    let json_report = json!({
+        "status": s,
+        "dry-run": args.dry_run,
+        "removal-skipped": report.removal_skipped,
+        "missing-chunks": report.missing.iter().map(|(d, p)| json!({
+            "digest": d.to_hex(), "index": p,
+        })).collect::<Vec<_>>(),
+        "errors": report.errors,
+        "foreign-entries": report.foreign,
+        "deduplication-factor": s.deduplication_factor(),
+        "mark-seconds": report.mark_time.as_secs_f64(),
+        "sweep-seconds": report.sweep_time.as_secs_f64(),
+    });
+    if !print_json(g.output_format, &json_report)? {
+        for (digest, index) in &report.missing {
+            println!("missing chunk {digest} (needed by {})", index.display());
+        }
+        for e in &report.errors {
+            println!("error: {e}");
+        }
+        let verb = if args.dry_run || report.removal_skipped {
+            "Would remove"
+        } else {
+            "Removed"
+        };
+        println!("{verb} garbage: {}", bytes(s.removed_bytes));
+        println!("{verb} chunks: {}", s.removed_chunks);
+        println!(
+            "Pending removals: {} (in {} chunks)",
+            bytes(s.pending_bytes),
+            s.pending_chunks
+        );
+        if s.removed_bad > 0 {
+            println!("{verb} bad chunks: {}", s.removed_bad);
+        }
+        if s.still_bad > 0 {
+            println!("Leftover bad chunks: {}", s.still_bad);
+        }
+        if report.foreign > 0 {
+            println!("Foreign entries left alone: {}", report.foreign);
+        }
+        println!("Original data usage: {}", bytes(s.index_data_bytes));
+        let on_disk = s.disk_bytes + s.pending_bytes;
+        if s.index_data_bytes > 0 {
+            println!(
+                "On-Disk usage: {} ({:.2}%)",
+                bytes(on_disk),
+                on_disk as f64 * 100.0 / s.index_data_bytes as f64
+            );
+        } else {
+            println!("On-Disk usage: {}", bytes(on_disk));
+        }
+        println!("On-Disk chunks: {}", s.disk_chunks + s.pending_chunks);
+        println!("Deduplication factor: {:.2}", s.deduplication_factor());
+        if let Some(average) = on_disk.checked_div(s.disk_chunks + s.pending_chunks) {
+            println!("Average chunk size: {}", bytes(average));
+        }
+        println!(
+            "Mark: {:.2} s ({} index files, {} chunk references, {} unique), sweep: {:.2} s",
+            report.mark_time.as_secs_f64(),
+            s.index_file_count,
+            s.cache_stats.hits + s.cache_stats.misses,
+            s.cache_stats.misses,
+            report.sweep_time.as_secs_f64()
+        );
+    }
+    if report.removal_skipped {
+        return Err(fail(
+            ErrorClass::Verification,
+            format!(
+                "garbage collection removed nothing: {} index or directory could not be read, so no chunk is proven unused; fix or forget the snapshots named above and run it again",
+                report.errors.len()
+            ),
+        ));
+    }
+    if !report.missing.is_empty() || !report.errors.is_empty() {
+        if !g.quiet {
+            eprintln!(
+                "error: {} chunk(s) missing, {} error(s); run 'stowage verify --all' to see which snapshots are damaged",
+                report.missing.len(),
+                report.errors.len()
+            );
+        }
+        return Ok(exit::code(ErrorClass::Verification));
+    }
+    Ok(OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("24h5m").unwrap().as_secs(), 86700);
+        assert_eq!(parse_duration("2d").unwrap().as_secs(), 172800);
+        assert_eq!(parse_duration("0s").unwrap().as_secs(), 0);
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("h").is_err());
+    }
+}
