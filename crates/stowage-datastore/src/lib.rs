@@ -20,6 +20,7 @@ mod namespaces;
 mod prune;
 mod snapshots;
 mod sync;
+mod upid;
 mod verify;
 mod writer;
 mod writers;
@@ -32,8 +33,8 @@ pub use manifest_update::MANIFEST_LOCK_NAME;
 pub use prune::{select_prune, PruneCandidate, PruneItem, PruneMark, PruneOptions, PruneRule};
 pub use snapshots::SnapshotInfo;
 pub use sync::{SnapshotCopy, SyncItem, SyncOutcome};
+pub use upid::{upid_start_time, Upid};
 pub use verify::{
-    upid_start_time, BadChunk, SnapshotVerify, SnapshotVerifyState, Upid, VerifyOptions,
-    VerifyReport, VerifyState,
+    BadChunk, SnapshotVerify, SnapshotVerifyState, VerifyOptions, VerifyReport, VerifyState,
 };
 pub use writer::SnapshotWriter;

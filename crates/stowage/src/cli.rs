@@ -252,7 +252,7 @@ pub struct RestoreArgs {
 pub struct VerifyArgs {
     /// TYPE/ID/TIME for one snapshot, or TYPE/ID for every snapshot of a group
     pub target: Option<String>,
-    /// Verify every snapshot in the datastore
+    /// Verify every snapshot of the namespace (--ns; the root by default) and those below it
     #[arg(long, conflicts_with = "target")]
     pub all: bool,
     /// Skip snapshots that were verified before (whether that passed or failed), unless the

@@ -75,6 +75,10 @@ fn commands_work_inside_a_namespace() {
     .ok();
     assert_eq!(std::fs::read(&target).unwrap(), data);
     store.run(["--ns", "prod", "verify", "--all"]).ok();
+    // From the root, --all reaches into namespaces below.
+    let all = store.run(["--output-format", "json", "verify", "--all"]);
+    all.ok();
+    assert_eq!(all.json()["snapshots"][0]["ns"], "prod");
 
     let missing = store.run(["--ns", "nope", "snapshots"]);
     missing.expect_code(6);

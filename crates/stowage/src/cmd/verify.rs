@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use serde_json::json;
-use stowage_datastore::VerifyOptions;
-use stowage_types::{BackupGroup, ErrorClass, SnapshotRef};
+use stowage_datastore::{Datastore, VerifyOptions};
+use stowage_types::{BackupGroup, BackupNamespace, ErrorClass, SnapshotRef};
 
 use crate::cli::{GlobalOpts, VerifyArgs};
 use crate::exit::{self, fail, OK};
@@ -17,9 +17,9 @@ use crate::repo;
 
 pub fn run(g: &GlobalOpts, args: VerifyArgs) -> Result<i32> {
     let store = repo::open(g)?;
-    let snapshots: Vec<SnapshotRef> = match (&args.target, args.all) {
+    let snapshots: Vec<(Datastore, SnapshotRef)> = match (&args.target, args.all) {
         (Some(t), _) => match t.parse::<SnapshotRef>() {
-            Ok(_) => vec![store.resolve_snapshot(t)?],
+            Ok(_) => vec![(store.clone(), store.resolve_snapshot(t)?)],
             Err(_) => {
                 let group: BackupGroup = t.parse()?;
                 let snaps = store.finished_snapshots(&group)?;
@@ -29,13 +29,19 @@ pub fn run(g: &GlobalOpts, args: VerifyArgs) -> Result<i32> {
                     )
                     .into());
                 }
-                snaps
+                snaps.into_iter().map(|s| (store.clone(), s)).collect()
             }
         },
         (None, true) => {
+            // The namespace and every namespace below it.
             let mut all = Vec::new();
-            for group in store.groups()? {
-                all.extend(store.finished_snapshots(&group)?);
+            for ns in store.list_namespaces(store.namespace(), None)? {
+                let view = store.in_namespace(&ns)?;
+                for group in view.groups()? {
+                    for s in view.finished_snapshots(&group)? {
+                        all.push((view.clone(), s));
+                    }
+                }
             }
             all
         }
@@ -59,7 +65,7 @@ pub fn run(g: &GlobalOpts, args: VerifyArgs) -> Result<i32> {
         ignore_verified: args.ignore_verified || args.outdated_after.is_some(),
         outdated_after: args.outdated_after,
     };
-    let report = store.verify_with(&snapshots, &opts, &progress);
+    let report = store.verify_across(&snapshots, &opts, &progress);
     reporter.finish();
     for w in &report.warnings {
         eprintln!("warning: {w}");
@@ -69,24 +75,25 @@ pub fn run(g: &GlobalOpts, args: VerifyArgs) -> Result<i32> {
         "ok": report.ok(),
         "snapshots": report.snapshots.iter().map(|s| json!({
             "snapshot": s.snapshot.to_string(),
+            "ns": s.ns.to_string(),
             "ok": s.errors.is_empty(),
             "errors": s.errors,
             "upid": s.upid,
         })).collect::<Vec<_>>(),
-        "skipped": report.skipped.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        "skipped": report.skipped.iter().map(|(ns, s)| label(ns, s)).collect::<Vec<_>>(),
         "chunks_checked": report.chunks_checked,
         "bytes_checked": report.bytes_checked,
         "bad_chunks": report.bad_chunks.iter().map(|b| json!({
             "digest": b.digest.to_hex(),
             "reason": b.reason,
-            "snapshots": b.snapshots.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "snapshots": b.snapshots.iter().map(|(ns, s)| label(ns, s)).collect::<Vec<_>>(),
             "renamed_to": b.renamed_to,
         })).collect::<Vec<_>>(),
         "duration_s": secs,
     });
     if !print_json(g.output_format, &json_report)? {
         for b in &report.bad_chunks {
-            let users: Vec<String> = b.snapshots.iter().map(|s| s.to_string()).collect();
+            let users: Vec<String> = b.snapshots.iter().map(|(ns, s)| label(ns, s)).collect();
             let renamed = match &b.renamed_to {
                 Some(to) => format!("; renamed to {}", to.display()),
                 None => String::new(),
@@ -98,12 +105,12 @@ pub fn run(g: &GlobalOpts, args: VerifyArgs) -> Result<i32> {
                 users.join(", ")
             );
         }
-        for s in &report.skipped {
-            println!("{s}: skipped (verified before)");
+        for (ns, s) in &report.skipped {
+            println!("{}: skipped (verified before)", label(ns, s));
         }
         for s in &report.snapshots {
             if s.errors.is_empty() {
-                println!("{}: ok", s.snapshot);
+                println!("{}: ok", label(&s.ns, &s.snapshot));
             } else {
                 let own: Vec<&String> = s
                     .errors
@@ -113,7 +120,7 @@ pub fn run(g: &GlobalOpts, args: VerifyArgs) -> Result<i32> {
                 let bad = s.errors.len() - own.len();
                 println!(
                     "{}: FAILED ({} bad chunks{})",
-                    s.snapshot,
+                    label(&s.ns, &s.snapshot),
                     bad,
                     own.iter().map(|e| format!("; {e}")).collect::<String>()
                 );
@@ -141,5 +148,14 @@ pub fn run(g: &GlobalOpts, args: VerifyArgs) -> Result<i32> {
             );
         }
         Ok(exit::code(ErrorClass::Verification))
+    }
+}
+
+/// `type/id/time`, or `[ns]:type/id/time` outside the root namespace (PBS's log form).
+fn label(ns: &BackupNamespace, snapshot: &SnapshotRef) -> String {
+    if ns.is_root() {
+        snapshot.to_string()
+    } else {
+        format!("[{ns}]:{snapshot}")
     }
 }
