@@ -8,8 +8,10 @@ use nix::fcntl::{Flock, FlockArg};
 
 use crate::DatastoreError;
 
-/// A shared POSIX record lock on `<base>/.lock`, held by every backup writer. Garbage collection
-/// takes it exclusively, as PBS does, so the two interoperate.
+/// A shared POSIX record lock on `<base>/.lock`, held by every backup writer, as PBS's writers
+/// hold it: PBS's garbage collection takes it exclusively and so never runs beside a stowage
+/// backup. stowage's own collection does not take it (it runs beside backups, knowing them from
+/// their registrations in `.writers/`, see `writers.rs`).
 pub struct StoreSharedLock {
     _file: File,
 }

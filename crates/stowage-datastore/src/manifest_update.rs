@@ -63,7 +63,10 @@ impl Datastore {
 }
 
 /// Takes the exclusive `flock` on the manifest lock file, waiting up to [`LOCK_TIMEOUT`].
-fn lock_manifest(path: &Path, snapshot: &SnapshotRef) -> Result<Flock<File>, DatastoreError> {
+pub(crate) fn lock_manifest(
+    path: &Path,
+    snapshot: &SnapshotRef,
+) -> Result<Flock<File>, DatastoreError> {
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)

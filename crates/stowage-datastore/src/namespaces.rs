@@ -82,8 +82,8 @@ impl Datastore {
             });
         }
         let all = self.list_namespaces(ns, None)?;
-        // Deepest first, so each directory is empty of namespaces when it goes.
-        for child in all.iter().rev() {
+        // Check everything before removing anything.
+        for child in &all {
             let view = self.in_namespace(child)?;
             let groups = view.groups()?;
             if !groups.is_empty() && !delete_groups {
@@ -97,6 +97,18 @@ impl Datastore {
                 });
             }
             for group in &groups {
+                if let Some(p) = view.snapshots(group)?.into_iter().find(|s| s.protected) {
+                    return Err(DatastoreError::Protected(format!(
+                        "[{child}]:{}",
+                        p.snapshot
+                    )));
+                }
+            }
+        }
+        // Deepest first, so each directory is empty of namespaces when it goes.
+        for child in all.iter().rev() {
+            let view = self.in_namespace(child)?;
+            for group in &view.groups()? {
                 view.remove_group(group)?;
             }
             let dir = self.base().join(child.relative_path());
@@ -133,9 +145,16 @@ impl Datastore {
         }
         // Manifests first: an interrupted removal leaves unfinished snapshots, never half ones.
         for s in &snapshots {
-            let manifest = self
-                .snapshot_dir(&s.snapshot)
-                .join(stowage_format::manifest::MANIFEST_BLOB_NAME);
+            let dir = self.snapshot_dir(&s.snapshot);
+            let manifest = dir.join(stowage_format::manifest::MANIFEST_BLOB_NAME);
+            let _manifest_lock = if manifest.is_file() {
+                Some(crate::manifest_update::lock_manifest(
+                    &dir.join(crate::manifest_update::MANIFEST_LOCK_NAME),
+                    &s.snapshot,
+                )?)
+            } else {
+                None
+            };
             match fs::remove_file(&manifest) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}

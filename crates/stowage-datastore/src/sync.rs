@@ -228,6 +228,13 @@ impl Datastore {
                             }
                             source.chunk_store().read_chunk(digest, &mut encoded)?;
                             decode_and_verify(&mut decoder, digest, &encoded, *len, &mut plain)
+                                .or_else(|e| {
+                                    if e.is_encrypted_intact() {
+                                        Ok(())
+                                    } else {
+                                        Err(e)
+                                    }
+                                })
                                 .map_err(|e| DatastoreError::Mismatch {
                                     what: format!(
                                         "chunk {} of the source",

@@ -375,8 +375,16 @@ impl Datastore {
                         };
                         let result = match self.chunk_store().read_chunk(digest, &mut encoded) {
                             Ok(()) => {
-                                decode_and_verify(&mut decoder, digest, &encoded, *len, &mut plain)
-                                    .map_err(|e| (e.to_string(), false))
+                                match decode_and_verify(
+                                    &mut decoder,
+                                    digest,
+                                    &encoded,
+                                    *len,
+                                    &mut plain,
+                                ) {
+                                    Err(e) if e.is_encrypted_intact() => Ok(()),
+                                    other => other.map_err(|e| (e.to_string(), false)),
+                                }
                             }
                             Err(StoreError::Missing { .. }) => Err(("missing".to_string(), true)),
                             Err(e) => Err((e.to_string(), false)),

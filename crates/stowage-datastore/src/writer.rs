@@ -96,9 +96,10 @@ impl Datastore {
         })
     }
 
-    /// The newest finished snapshot whose verification did not fail.
+    /// The newest finished snapshot, unless its verification failed (or its manifest cannot be
+    /// read): then, as in PBS, there is no base and the backup is a full one.
     fn incremental_base(&self, existing: &[crate::SnapshotInfo]) -> Option<SnapshotRef> {
-        existing.iter().rev().filter(|s| s.finished).find_map(|s| {
+        existing.iter().rev().find(|s| s.finished).and_then(|s| {
             let manifest = self.load_manifest(&s.snapshot).ok()?;
             let failed = manifest
                 .unprotected

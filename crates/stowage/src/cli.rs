@@ -126,12 +126,42 @@ pub enum Command {
     /// Copy the snapshots another datastore has and this one lacks (only missing chunks travel,
     /// each verified); with --ns, that namespace and those below it
     Sync(SyncArgs),
+    /// Write an archive of a snapshot as a standard file: an image as a raw image, a file-tree
+    /// archive as a tar; compressed on all cores (gz like pigz, zst, xz, lz4) with OUT.sha256 and
+    /// OUT.manifest.json beside it
+    Export(ExportArgs),
+    /// Write a block device or image file (raw) or a directory (tar) straight to a standard
+    /// compressed file, without a datastore
+    Archive(ArchiveArgs),
+    /// Check a standard archive: its checksum, the whole compressed stream, every tar entry;
+    /// exits 8 when it is damaged
+    VerifyArchive {
+        /// The archive file (OUT.sha256 and OUT.manifest.json beside it are used when present)
+        path: std::path::PathBuf,
+    },
     /// Create, list and remove namespaces
     #[command(subcommand)]
     Namespace(NamespaceCommand),
     /// List and show host profiles (for `backup --profile`)
     #[command(subcommand)]
     Profile(ProfileCommand),
+    /// Measure hashing, compression, chunk verification and encryption speed on this machine,
+    /// on one thread and on --threads threads, next to PBS's reference values
+    Benchmark(BenchmarkArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchmarkArgs {
+    /// Seconds each measurement runs (once on one thread, once on all)
+    #[arg(long, default_value_t = 1.0, value_name = "S", value_parser = parse_seconds)]
+    pub seconds: f64,
+}
+
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= 3600.0 => Ok(s),
+        _ => Err("expected a number of seconds above 0 and at most 3600".into()),
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -144,6 +174,54 @@ pub enum ProfileCommand {
         /// A profile name, or a path to a profile file
         name: String,
     },
+}
+
+/// How a standard archive is written.
+#[derive(Args, Debug, Clone)]
+pub struct ArchiveOutArgs {
+    /// gz, zst, xz, lz4 or none [default: from OUT's extension; none for '-']
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Compression level [default: gz 6, zst 3, xz 6]
+    #[arg(long, allow_negative_numbers = false)]
+    pub level: Option<i32>,
+    /// Refuse to start unless the free space is at least the estimated output size times this
+    #[arg(long, default_value_t = 1.5)]
+    pub space_factor: f64,
+    /// Skip the free-space check
+    #[arg(long)]
+    pub force: bool,
+    /// Replace an existing OUT
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// TYPE/ID/TIME, or TYPE/ID for the newest snapshot
+    pub snapshot: String,
+    /// Archive name, for example drive-scsi0.img or root.pxar
+    pub archive: String,
+    /// Output file (for example disk.img.gz or root.tar.zst), or '-' for stdout
+    pub out: String,
+    #[command(flatten)]
+    pub output: ArchiveOutArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ArchiveArgs {
+    /// A block device, an image file, or a directory
+    pub source: std::path::PathBuf,
+    /// Output file (for example boot.img.gz or etc.tar.xz), or '-' for stdout
+    pub out: String,
+    #[command(flatten)]
+    pub output: ArchiveOutArgs,
+    /// Leave out entries matching this gitignore-style pattern (repeatable; directories)
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// Do not descend into other mounted file systems (directories)
+    #[arg(long)]
+    pub one_file_system: bool,
 }
 
 #[derive(Args, Debug)]

@@ -96,6 +96,9 @@ fn class_of(cause: &(dyn std::error::Error + 'static)) -> Option<ErrorClass> {
     if let Some(e) = cause.downcast_ref::<stowage_archive::EncodeError>() {
         return Some(e.class());
     }
+    if let Some(e) = cause.downcast_ref::<stowage_export::ExportError>() {
+        return Some(e.class());
+    }
     cause
         .downcast_ref::<std::io::Error>()
         .map(|e| ErrorClass::of_write_error(e, ErrorClass::Internal))

@@ -1,6 +1,7 @@
 //! `stowage`: the command-line front end. Parses arguments, runs one verb, maps errors to exit
 //! codes (see `exit.rs`), and keeps results on stdout and diagnostics on stderr.
 
+mod archive_out;
 mod archive_stream;
 mod cli;
 mod cmd;

@@ -157,7 +157,7 @@ impl Drop for SparseFile {
     }
 }
 
-fn write_zeroes_with(
+pub(crate) fn write_zeroes_with(
     mut len: u64,
     mut write: impl FnMut(&[u8]) -> io::Result<()>,
 ) -> io::Result<()> {
@@ -201,6 +201,26 @@ impl<W: Write> ImageTarget for Stream<W> {
         write_zeroes_with(len, |z| out.write_all(z))?;
         self.pos += len;
         Ok(())
+    }
+
+    fn finish(&mut self, _size: u64) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Any sequential writer (a compressor, say) as a restore target: zeros are written out.
+pub struct WriteTarget<'a> {
+    pub out: &'a mut dyn Write,
+}
+
+impl ImageTarget for WriteTarget<'_> {
+    fn write_at(&mut self, _offset: u64, data: &[u8]) -> io::Result<()> {
+        self.out.write_all(data)
+    }
+
+    fn write_zeroes(&mut self, _offset: u64, len: u64) -> io::Result<()> {
+        let out = &mut self.out;
+        write_zeroes_with(len, |z| out.write_all(z))
     }
 
     fn finish(&mut self, _size: u64) -> io::Result<()> {

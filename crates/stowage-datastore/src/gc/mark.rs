@@ -12,6 +12,8 @@ use nix::sys::time::TimeSpec;
 use stowage_format::{DynamicIndex, FixedIndex};
 use stowage_types::{BackupGroup, BackupTime, Digest};
 
+use stowage_format::manifest::MANIFEST_BLOB_NAME;
+
 use crate::snapshots::visible_names;
 use crate::{Datastore, DatastoreError};
 
@@ -29,6 +31,8 @@ pub(crate) struct MarkResult {
     /// Indexes or directories that could not be read: while there are any, nothing is proven
     /// unused and nothing may be removed.
     pub errors: Vec<String>,
+    /// Index files found outside the expected layout (marked all the same).
+    pub warnings: Vec<String>,
 }
 
 /// The digests touched so far, sharded to keep lock contention low. Bounded: a shard that grows
@@ -66,8 +70,10 @@ impl TouchedSet {
     }
 }
 
-/// One group's index files, found afresh each time the group is (re)scanned.
-fn group_indexes(store: &Datastore, group: &BackupGroup) -> Result<Vec<PathBuf>, DatastoreError> {
+/// A group as seen at one moment: its snapshot directories (name, finished) newest first.
+type GroupState = Vec<(String, bool)>;
+
+fn group_state(store: &Datastore, group: &BackupGroup) -> Result<GroupState, DatastoreError> {
     let dir = store.group_dir(group);
     let mut snapshots: Vec<(BackupTime, String)> = visible_names(&dir)?
         .into_iter()
@@ -75,27 +81,83 @@ fn group_indexes(store: &Datastore, group: &BackupGroup) -> Result<Vec<PathBuf>,
         .collect();
     // Newest first: a backup that finished while we scan reuses chunks of the snapshot before it.
     snapshots.sort_by_key(|s| std::cmp::Reverse(s.0));
+    Ok(snapshots
+        .into_iter()
+        .map(|(_, name)| {
+            let finished = dir.join(&name).join(MANIFEST_BLOB_NAME).is_file();
+            (name, finished)
+        })
+        .collect())
+}
+
+/// The index files of the snapshots in `state`; the flag tells whether a snapshot directory
+/// vanished meanwhile.
+fn group_indexes(
+    store: &Datastore,
+    group: &BackupGroup,
+    state: &GroupState,
+) -> Result<(Vec<PathBuf>, bool), DatastoreError> {
+    let dir = store.group_dir(group);
     let mut out = Vec::new();
-    for (_, name) in snapshots {
+    let mut vanished = false;
+    for (name, _) in state {
         let snap_dir = dir.join(name);
         let entries = match fs::read_dir(&snap_dir) {
             Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                vanished = true;
+                continue;
+            }
             Err(e) => return Err(DatastoreError::read(&snap_dir)(e)),
         };
         let mut files = Vec::new();
         for entry in entries {
             let entry = entry.map_err(DatastoreError::read(&snap_dir))?;
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.ends_with(".fidx") || name.ends_with(".didx") {
+            if is_index_name(&entry.file_name().to_string_lossy()) {
                 files.push(entry.path());
             }
         }
         files.sort();
         out.extend(files);
     }
-    Ok(out)
+    Ok((out, vanished))
+}
+
+fn is_index_name(name: &str) -> bool {
+    name.ends_with(".fidx") || name.ends_with(".didx")
+}
+
+/// Whether the group changed in a way that may hide references: a snapshot finished (it may
+/// re-use chunks of one we could no longer read) or vanished.
+fn changed(before: &GroupState, after: &GroupState) -> bool {
+    after
+        .iter()
+        .any(|(name, finished)| *finished && !before.iter().any(|(n, f)| n == name && *f))
+        || before
+            .iter()
+            .any(|(name, _)| !after.iter().any(|(n, _)| n == name))
+}
+
+/// Every index file below `dir` (hidden entries and `.chunks` skipped), for the left-overs
+/// outside the expected layout.
+fn walk_indexes(dir: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<String>) {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+        Err(e) => return errors.push(format!("cannot read {}: {e}", dir.display())),
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || (name == "lost+found") {
+            continue;
+        }
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => walk_indexes(&entry.path(), out, errors),
+            Ok(t) if t.is_file() && is_index_name(&name) => out.push(entry.path()),
+            _ => {}
+        }
+    }
 }
 
 /// Digests and data size of one index file; `None` if it vanished (a concurrent forget).
@@ -117,6 +179,9 @@ fn read_index(path: &Path) -> Result<Option<(Vec<Digest>, u64)>, String> {
     }
 }
 
+#[cfg(test)]
+pub(crate) type GroupHook<'a> = Box<dyn Fn(&BackupGroup) + Sync + 'a>;
+
 pub(crate) struct Marker<'a> {
     store: &'a Datastore,
     touched: TouchedSet,
@@ -126,6 +191,11 @@ pub(crate) struct Marker<'a> {
     misses: AtomicU64,
     missing: Mutex<Vec<(Digest, PathBuf)>>,
     errors: Mutex<Vec<String>>,
+    /// Index files marked so far (each is counted once, however often its group is rescanned).
+    processed: Mutex<HashSet<PathBuf>>,
+    /// Test hook: runs after a group was listed, before its indexes are read.
+    #[cfg(test)]
+    pub after_list: Option<GroupHook<'a>>,
 }
 
 impl<'a> Marker<'a> {
@@ -139,6 +209,9 @@ impl<'a> Marker<'a> {
             misses: AtomicU64::new(0),
             missing: Mutex::new(Vec::new()),
             errors: Mutex::new(Vec::new()),
+            processed: Mutex::new(HashSet::new()),
+            #[cfg(test)]
+            after_list: None,
         }
     }
 
@@ -177,7 +250,9 @@ impl<'a> Marker<'a> {
                 });
             }
         });
+        let warnings = self.mark_leftovers();
         MarkResult {
+            warnings,
             index_files: self.index_files.into_inner(),
             index_data_bytes: self.index_data_bytes.into_inner(),
             cache_hits: self.hits.into_inner(),
@@ -187,36 +262,90 @@ impl<'a> Marker<'a> {
         }
     }
 
-    /// Marks one group, newest snapshot first. If an index vanished meanwhile (a forget or a
-    /// prune raced us), the group is scanned again: a backup that finished in between may hold
-    /// chunks only the vanished snapshot had referenced so far.
+    /// Marks one group, newest snapshot first. When the group changed meanwhile (a backup
+    /// finished, a snapshot was forgotten or pruned), it is scanned again: the finished backup
+    /// may hold chunks that only the vanished snapshot had referenced so far.
     fn mark_group(&self, view: &Datastore, group: &BackupGroup) {
+        let fail = |e: DatastoreError| self.error(format!("group {group}: {e}"));
+        let mut state = match group_state(view, group) {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
         for _attempt in 0..10 {
-            let indexes = match group_indexes(view, group) {
-                Ok(i) => i,
-                Err(e) => return self.error(format!("group {group}: {e}")),
-            };
-            let mut vanished = false;
-            for path in &indexes {
-                match read_index(path) {
-                    Ok(Some((digests, size))) => {
-                        self.index_files.fetch_add(1, Ordering::Relaxed);
-                        self.index_data_bytes.fetch_add(size, Ordering::Relaxed);
-                        for digest in &digests {
-                            self.mark(digest, path);
-                        }
-                    }
-                    Ok(None) => vanished = true,
-                    Err(e) => self.error(e),
-                }
+            #[cfg(test)]
+            if let Some(hook) = &self.after_list {
+                hook(group);
             }
-            if !vanished {
+            let (indexes, mut vanished) = match group_indexes(view, group, &state) {
+                Ok(i) => i,
+                Err(e) => return fail(e),
+            };
+            for path in &indexes {
+                vanished |= !self.mark_index(path);
+            }
+            let after = match group_state(view, group) {
+                Ok(s) => s,
+                Err(e) => return fail(e),
+            };
+            if !vanished && !changed(&state, &after) {
                 return;
             }
+            state = after;
         }
         self.error(format!(
             "group {group} kept changing while it was marked; run the collection again"
         ));
+    }
+
+    /// Marks every chunk of one index; false if the index vanished.
+    fn mark_index(&self, path: &Path) -> bool {
+        match read_index(path) {
+            Ok(Some((digests, size))) => {
+                let first = self
+                    .processed
+                    .lock()
+                    .map(|mut p| p.insert(path.to_path_buf()))
+                    .unwrap_or(true);
+                if first {
+                    self.index_files.fetch_add(1, Ordering::Relaxed);
+                    self.index_data_bytes.fetch_add(size, Ordering::Relaxed);
+                }
+                for digest in &digests {
+                    self.mark(digest, path);
+                }
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                self.error(e);
+                true
+            }
+        }
+    }
+
+    /// Index files outside the namespace/group/snapshot layout (a renamed snapshot directory,
+    /// say) are marked too, with a warning: their chunks are not proven unused.
+    fn mark_leftovers(&self) -> Vec<String> {
+        let (mut found, mut errors) = (Vec::new(), Vec::new());
+        walk_indexes(self.store.base(), &mut found, &mut errors);
+        for e in errors {
+            self.error(e);
+        }
+        let mut warnings = Vec::new();
+        for path in found {
+            let known = self
+                .processed
+                .lock()
+                .map(|p| p.contains(&path))
+                .unwrap_or(false);
+            if !known && self.mark_index(&path) {
+                warnings.push(format!(
+                    "index {} lies outside the expected layout; its chunks were kept",
+                    path.display()
+                ));
+            }
+        }
+        warnings
     }
 
     fn mark(&self, digest: &Digest, index: &Path) {
@@ -228,6 +357,7 @@ impl<'a> Marker<'a> {
         let path = self.store.chunk_store().chunk_path(digest);
         match touch(&path) {
             Ok(()) => {}
+            Err(nix::errno::Errno::ENOENT) if super::sweep::recover_tombstone(&path) => {}
             Err(nix::errno::Errno::ENOENT) => {
                 // Keep the evidence: bad copies of a needed chunk survive while it is missing.
                 for n in 0..10 {

@@ -62,13 +62,12 @@ pub struct GcStatus {
 }
 
 impl GcStatus {
-    /// Plain data referenced per byte stored.
+    /// Plain data referenced per byte stored (PBS: index data over disk bytes).
     pub fn deduplication_factor(&self) -> f64 {
-        let stored = self.disk_bytes + self.pending_bytes;
-        if stored == 0 {
+        if self.disk_bytes == 0 {
             1.0
         } else {
-            self.index_data_bytes as f64 / stored as f64
+            self.index_data_bytes as f64 / self.disk_bytes as f64
         }
     }
 }
@@ -82,6 +81,8 @@ pub struct GcReport {
     pub errors: Vec<String>,
     /// Entries in chunk directories that are not chunks, left alone.
     pub foreign: u64,
+    /// Index files found outside the expected layout, marked all the same.
+    pub warnings: Vec<String>,
     /// Removal was skipped because marking was incomplete.
     pub removal_skipped: bool,
     pub mark_time: Duration,
@@ -156,6 +157,7 @@ impl Datastore {
             missing: marked.missing,
             errors,
             foreign: counts.foreign,
+            warnings: marked.warnings,
             removal_skipped,
             mark_time,
             sweep_time,
@@ -214,5 +216,85 @@ fn check_atime_works(base: &Path) -> Result<i128, DatastoreError> {
             why: "the file system does not record access times, which marking needs".into(),
         }),
         Err(e) => Err(DatastoreError::write(&probe)(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use nix::sys::stat::{utimensat, UtimensatFlags};
+    use nix::sys::time::TimeSpec;
+    use stowage_core::ChunkSink;
+    use stowage_format::blob::encode_uncompressed;
+    use stowage_format::{sha256, FixedIndex};
+    use stowage_types::{ArchiveName, BackupGroup, BackupTime};
+
+    use super::*;
+
+    fn index_of(digest: stowage_types::Digest) -> FixedIndex {
+        FixedIndex {
+            uuid: [1; 16],
+            ctime: 0,
+            size: 4,
+            chunk_size: 4 << 20,
+            digests: vec![digest],
+        }
+    }
+
+    /// A backup that finishes while its group is being marked, re-using a chunk of the snapshot
+    /// before it without touching it, and that earlier snapshot forgotten right after: the
+    /// chunk must still be marked (the group is scanned again).
+    #[test]
+    fn a_backup_finishing_during_marking_keeps_its_reused_chunks() {
+        let dir = tempfile::Builder::new()
+            .tempdir_in("/dev/shm")
+            .or_else(|_| tempfile::tempdir())
+            .unwrap();
+        let ds = Datastore::create(&dir.path().join("s")).unwrap();
+        let group: BackupGroup = "vm/1".parse().unwrap();
+        let name = ArchiveName::parse("drive-scsi0.img").unwrap();
+        let data = b"data";
+        let digest = sha256(data);
+        ds.chunk_store()
+            .insert_chunk(&digest, &encode_uncompressed(data))
+            .unwrap();
+        let chunk = ds.chunk_store().chunk_path(&digest);
+        let old = TimeSpec::new(1_000_000_000, 0);
+        utimensat(
+            nix::fcntl::AT_FDCWD,
+            &chunk,
+            &old,
+            &old,
+            UtimensatFlags::NoFollowSymlink,
+        )
+        .unwrap();
+        let first = {
+            let mut w = ds
+                .begin_backup(&group, Some(BackupTime::from_epoch(1000).unwrap()), "t")
+                .unwrap();
+            w.add_fixed_index(&name, &index_of(digest)).unwrap();
+            w.finish(Default::default()).unwrap()
+        };
+        let fired = AtomicBool::new(false);
+        let mut marker = mark::Marker::new(&ds, 1000);
+        marker.after_list = Some(Box::new(|_| {
+            if fired.swap(true, Ordering::SeqCst) {
+                return;
+            }
+            let mut w = ds
+                .begin_backup(&group, Some(BackupTime::from_epoch(2000).unwrap()), "t")
+                .unwrap();
+            w.add_fixed_index(&name, &index_of(digest)).unwrap();
+            w.finish(Default::default()).unwrap();
+            ds.forget(&first).unwrap();
+        }));
+        let result = marker.run(1);
+        assert!(result.errors.is_empty(), "{:?}", result.errors);
+        assert!(fired.load(Ordering::SeqCst));
+        let atime = std::fs::metadata(&chunk).unwrap().atime();
+        assert!(atime > 1_000_000_000, "the re-used chunk was not marked");
+        assert_eq!(result.index_files, 1, "each index counted once");
     }
 }

@@ -62,18 +62,19 @@ fn kind(name: &str) -> Kind {
     if is_hex64(name) {
         return Kind::Chunk;
     }
-    if name.len() > 65 && is_hex64(&name[..64]) {
-        let rest = &name[64..];
-        if rest == format!(".{TOMBSTONE}") {
-            return Kind::Tombstone;
-        }
-        let b = rest.as_bytes();
-        if b.len() == 6 && b[0] == b'.' && b[1].is_ascii_digit() && &rest[2..] == ".bad" {
-            return Kind::Bad;
-        }
+    // Byte-wise: a foreign name may have a multi-byte character anywhere.
+    let (Some(head), Some(rest)) = (name.get(..64), name.get(64..)) else {
+        return Kind::Other;
+    };
+    if !is_hex64(head) {
+        return Kind::Other;
     }
-    if name.contains(".tmp_") {
-        return Kind::Other; // a writer's file in flight; not ours to judge
+    if rest == format!(".{TOMBSTONE}") {
+        return Kind::Tombstone;
+    }
+    let b = rest.as_bytes();
+    if b.len() == 6 && b[0] == b'.' && b[1].is_ascii_digit() && &b[2..] == b".bad" {
+        return Kind::Bad;
     }
     Kind::Other
 }
@@ -154,7 +155,7 @@ fn sweep_dir(dir: &Path, cutoff: &Cutoff, counts: &mut SweepCounts) -> Result<()
         let path = entry.path();
         if k == Kind::Tombstone {
             // Left by a sweep that was interrupted: put the chunk back, the next run decides.
-            let chunk = dir.join(&name[..64]);
+            let chunk = dir.join(name.get(..64).unwrap_or(name));
             if !cutoff.dry_run {
                 restore_tombstone(&path, &chunk)?;
             }
@@ -183,13 +184,19 @@ fn sweep_dir(dir: &Path, cutoff: &Cutoff, counts: &mut SweepCounts) -> Result<()
                 continue;
             }
         }
-        if k == Kind::Bad {
-            counts.still_bad += 1;
-        } else if atime < cutoff.oldest_writer {
-            counts.pending_chunks += 1;
+        // PBS's accounting: bad copies count as "still bad" only while pending, and add their
+        // size (not their number) to the disk usage otherwise.
+        if atime < cutoff.oldest_writer {
+            if k == Kind::Bad {
+                counts.still_bad += 1;
+            } else {
+                counts.pending_chunks += 1;
+            }
             counts.pending_bytes += size;
         } else {
-            counts.disk_chunks += 1;
+            if k != Kind::Bad {
+                counts.disk_chunks += 1;
+            }
             counts.disk_bytes += size;
         }
     }
@@ -219,12 +226,25 @@ fn remove_if_still_old(path: &Path, min_atime: i128) -> Result<bool, DatastoreEr
     }
 }
 
-/// Puts a renamed chunk back, unless a backup has written it anew meanwhile.
+/// Puts a renamed chunk back, unless a backup has written it anew meanwhile, and marks it as
+/// used now: it was renamed aside because it looked unused, and someone touched it since (or a
+/// collection died before deciding), so it is kept at least until the next collection.
 fn restore_tombstone(tomb: &Path, chunk: &Path) -> Result<(), DatastoreError> {
     if chunk.exists() {
         return fs::remove_file(tomb).map_err(DatastoreError::write(tomb));
     }
-    fs::rename(tomb, chunk).map_err(DatastoreError::write(chunk))
+    fs::rename(tomb, chunk).map_err(DatastoreError::write(chunk))?;
+    let _ = super::mark::touch(chunk);
+    Ok(())
+}
+
+/// For marking: a needed chunk that is missing may sit under its tombstone name, left by a
+/// collection that died mid-removal. Puts it back; true if it was there.
+pub(crate) fn recover_tombstone(chunk: &Path) -> bool {
+    let mut tomb = chunk.as_os_str().to_owned();
+    tomb.push(format!(".{TOMBSTONE}"));
+    let tomb = Path::new(&tomb);
+    tomb.exists() && restore_tombstone(tomb, chunk).is_ok() && chunk.exists()
 }
 
 #[cfg(test)]
@@ -241,6 +261,8 @@ mod tests {
         assert!(kind("README") == Kind::Other);
         assert!(kind(&format!("{hex}.10.bad")) == Kind::Other);
         assert!(kind(&hex.to_uppercase()) == Kind::Other);
+        // A multi-byte character across byte 64 must not panic.
+        assert!(kind(&format!("{}é-tail", "a".repeat(63))) == Kind::Other);
     }
 }
 

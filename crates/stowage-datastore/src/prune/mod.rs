@@ -317,7 +317,16 @@ impl Datastore {
             return Err(DatastoreError::Protected(snapshot.to_string()));
         }
         // Remove the manifest first: from then on the snapshot is unfinished, never half-listed.
+        // Under the manifest lock, so a verify or notes update cannot write it back meanwhile.
         let manifest = dir.join(MANIFEST_BLOB_NAME);
+        let _manifest_lock = if manifest.is_file() {
+            Some(crate::manifest_update::lock_manifest(
+                &dir.join(crate::manifest_update::MANIFEST_LOCK_NAME),
+                snapshot,
+            )?)
+        } else {
+            None
+        };
         match fs::remove_file(&manifest) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}

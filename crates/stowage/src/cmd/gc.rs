@@ -68,6 +68,7 @@ pub fn run(g: &GlobalOpts, args: GcArgs) -> Result<i32> {
             "digest": d.to_hex(), "index": p,
         })).collect::<Vec<_>>(),
         "errors": report.errors,
+        "warnings": report.warnings,
         "foreign-entries": report.foreign,
         "deduplication-factor": s.deduplication_factor(),
         "mark-seconds": report.mark_time.as_secs_f64(),
@@ -79,6 +80,9 @@ pub fn run(g: &GlobalOpts, args: GcArgs) -> Result<i32> {
         }
         for e in &report.errors {
             println!("error: {e}");
+        }
+        for w in &report.warnings {
+            println!("warning: {w}");
         }
         let verb = if args.dry_run || report.removal_skipped {
             "Would remove"
@@ -102,7 +106,7 @@ pub fn run(g: &GlobalOpts, args: GcArgs) -> Result<i32> {
             println!("Foreign entries left alone: {}", report.foreign);
         }
         println!("Original data usage: {}", bytes(s.index_data_bytes));
-        let on_disk = s.disk_bytes + s.pending_bytes;
+        let on_disk = s.disk_bytes;
         if s.index_data_bytes > 0 {
             println!(
                 "On-Disk usage: {} ({:.2}%)",
@@ -112,9 +116,9 @@ pub fn run(g: &GlobalOpts, args: GcArgs) -> Result<i32> {
         } else {
             println!("On-Disk usage: {}", bytes(on_disk));
         }
-        println!("On-Disk chunks: {}", s.disk_chunks + s.pending_chunks);
+        println!("On-Disk chunks: {}", s.disk_chunks);
         println!("Deduplication factor: {:.2}", s.deduplication_factor());
-        if let Some(average) = on_disk.checked_div(s.disk_chunks + s.pending_chunks) {
+        if let Some(average) = on_disk.checked_div(s.disk_chunks) {
             println!("Average chunk size: {}", bytes(average));
         }
         println!(

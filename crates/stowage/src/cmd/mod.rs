@@ -1,9 +1,12 @@
 //! One file per verb.
 
+mod archive;
 mod backup;
+mod benchmark;
 mod cat;
 mod catalog;
 mod datastore;
+mod export;
 mod files;
 mod forget;
 mod gc;
@@ -17,6 +20,7 @@ mod restore;
 mod snapshots;
 mod sync;
 mod verify;
+mod verify_archive;
 
 use anyhow::Result;
 
@@ -50,7 +54,11 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Profile(c) => profile::run(g, c),
         Command::Namespace(c) => namespace::run(g, c),
         Command::Gc(args) => gc::run(g, args),
+        Command::Export(args) => export::run(g, args),
+        Command::Archive(args) => archive::run(g, args),
+        Command::VerifyArchive { path } => verify_archive::run(g, &path),
         Command::Sync(args) => sync::run(g, args),
+        Command::Benchmark(args) => benchmark::run(g, args),
     }
 }
 

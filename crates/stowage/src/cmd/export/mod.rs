@@ -1,0 +1,102 @@
+//! `stowage export SNAPSHOT ARCHIVE OUT`: a snapshot's archive as a standard compressed file.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use stowage_core::{restore_image, RestoreCounters};
+use stowage_datastore::Datastore;
+use stowage_format::blob::{decode_blob, MAX_BLOB_SIZE};
+use stowage_format::FixedIndex;
+use stowage_types::{ArchiveKind, ArchiveName};
+
+mod tree;
+
+use crate::archive_out::{write_archive, Job};
+use crate::cli::{ExportArgs, GlobalOpts};
+use crate::repo;
+use crate::target::WriteTarget;
+
+/// Up to four chunks spread over the image, decoded: what the space check compresses.
+fn image_samples(store: &Datastore, index: &FixedIndex) -> Vec<Vec<u8>> {
+    let n = index.digests.len();
+    let picks: Vec<usize> = if n <= 4 {
+        (0..n).collect()
+    } else {
+        (0..4).map(|i| i * (n - 1) / 3).collect()
+    };
+    picks
+        .into_iter()
+        .filter_map(|i| {
+            let raw = std::fs::read(store.chunk_store().chunk_path(&index.digests[i])).ok()?;
+            decode_blob(&raw, MAX_BLOB_SIZE).ok()
+        })
+        .collect()
+}
+
+pub fn run(g: &GlobalOpts, args: ExportArgs) -> Result<i32> {
+    let archive = ArchiveName::parse(&args.archive)?;
+    let store = repo::open(g)?;
+    let snapshot = store.resolve_snapshot(&args.snapshot)?;
+    let manifest = store.load_manifest(&snapshot)?;
+    let ns = store.namespace();
+    let source = if ns.is_root() {
+        format!("{snapshot} {archive}")
+    } else {
+        format!("[{ns}]:{snapshot} {archive}")
+    };
+    let threads = super::threads(g);
+    match archive.kind() {
+        ArchiveKind::Image => {
+            let index = store.read_fixed_index(&snapshot, &manifest, &archive)?;
+            let job = Job {
+                source,
+                content: "image",
+                size: Some(index.size),
+            };
+            write_archive(
+                g,
+                &args.output,
+                &args.out,
+                job,
+                || image_samples(&store, &index),
+                |out: &mut dyn Write| {
+                    let counters = Arc::new(RestoreCounters::default());
+                    restore_image(
+                        &index,
+                        store.chunk_store(),
+                        &mut WriteTarget { out },
+                        &args.out,
+                        threads,
+                        (threads * 4).max(8),
+                        &counters,
+                    )
+                    .with_context(|| format!("export of {snapshot} {archive} failed"))?;
+                    Ok(0)
+                },
+            )
+        }
+        ArchiveKind::Blob => {
+            let data = store.read_blob_file(&snapshot, &manifest, &archive)?;
+            let job = Job {
+                source,
+                content: "file",
+                size: Some(data.len() as u64),
+            };
+            write_archive(
+                g,
+                &args.output,
+                &args.out,
+                job,
+                || vec![data.clone()],
+                |out: &mut dyn Write| {
+                    out.write_all(&data)?;
+                    Ok(0)
+                },
+            )
+        }
+        ArchiveKind::Pxar => {
+            tree::export_tree(g, &args, &store, &snapshot, &manifest, &archive, source)
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Exporting a file-tree archive (`.pxar`, or a split `.mpxar` + `.ppxar`) as a tar stream.
+
+use std::io::{self, Read, Write};
+
+use anyhow::Result;
+use stowage_archive::Decoder;
+use stowage_archive::{check_payload_header, PayloadRef};
+use stowage_core::{RandomReader, RestoreCounters};
+use stowage_datastore::Datastore;
+use stowage_export::tar::{pxar_to_tar, PayloadSource};
+use stowage_format::Manifest;
+use stowage_types::{ArchiveName, SnapshotRef};
+
+use crate::archive_out::{write_archive, Job};
+use crate::archive_stream::with_stream;
+use crate::cli::{ExportArgs, GlobalOpts};
+
+/// Chunks of the payload stream kept decoded while files are read from it.
+const PAYLOAD_CACHE: usize = 4;
+
+pub fn export_tree(
+    g: &GlobalOpts,
+    args: &ExportArgs,
+    store: &Datastore,
+    snapshot: &SnapshotRef,
+    manifest: &Manifest,
+    archive: &ArchiveName,
+    source: String,
+) -> Result<i32> {
+    let (index, payload) = crate::cmd::restore::tree_indexes(store, snapshot, manifest, archive)?;
+    let threads = crate::cmd::threads(g);
+    // The tar is about as big as the archive's data; the exact size is unknown in advance.
+    let size = index.size() + payload.as_ref().map_or(0, |p| p.size());
+    let job = Job {
+        source,
+        content: "tar",
+        size: Some(size),
+    };
+    let name = archive.to_string();
+    write_archive(
+        g,
+        &args.output,
+        &args.out,
+        job,
+        || sample(store, &index, payload.as_ref()),
+        |out: &mut dyn Write| {
+            let counters = RestoreCounters::default();
+            let mut payloads = payload
+                .as_ref()
+                .map(|p| RandomPayloads(RandomReader::new(p, store.chunk_store(), PAYLOAD_CACHE)));
+            let stats = with_stream(store, &index, &name, threads, &counters, |reader| {
+                let source = payloads.as_mut().map(|p| p as &mut dyn PayloadSource);
+                Ok(pxar_to_tar(Decoder::new(reader), source, &mut *out)?)
+            })?;
+            if stats.skipped_sockets > 0 && !g.quiet {
+                eprintln!(
+                    "note: {} socket(s) left out: a tar cannot hold sockets",
+                    stats.skipped_sockets
+                );
+            }
+            Ok(stats.entries)
+        },
+    )
+}
+
+/// A few chunks of the archive's data, for the space estimate.
+fn sample(
+    store: &Datastore,
+    index: &stowage_format::DynamicIndex,
+    payload: Option<&stowage_format::DynamicIndex>,
+) -> Vec<Vec<u8>> {
+    let data = payload.unwrap_or(index);
+    let n = data.entries.len();
+    let picks: Vec<usize> = if n <= 4 {
+        (0..n).collect()
+    } else {
+        (0..4).map(|i| i * (n - 1) / 3).collect()
+    };
+    picks
+        .into_iter()
+        .filter_map(|i| {
+            let raw = std::fs::read(store.chunk_store().chunk_path(&data.entries[i].1)).ok()?;
+            stowage_format::blob::decode_blob(&raw, stowage_format::blob::MAX_BLOB_SIZE).ok()
+        })
+        .collect()
+}
+
+/// A split archive's payload stream, read where each file's contents lie.
+struct RandomPayloads<'a>(RandomReader<'a>);
+
+struct PayloadRange<'r, 'a> {
+    reader: &'r mut RandomReader<'a>,
+    offset: u64,
+    left: u64,
+}
+
+impl Read for PayloadRange<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let want = buf.len().min(self.left as usize);
+        let n = self
+            .reader
+            .read_at(self.offset, &mut buf[..want])
+            .map_err(io::Error::other)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the payload stream ends inside a file",
+            ));
+        }
+        self.offset += n as u64;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+impl PayloadSource for RandomPayloads<'_> {
+    fn open(&mut self, r: PayloadRef) -> io::Result<Box<dyn Read + '_>> {
+        let mut header = [0u8; 16];
+        let mut got = 0;
+        while got < header.len() {
+            let n = self
+                .0
+                .read_at(r.offset + got as u64, &mut header[got..])
+                .map_err(io::Error::other)?;
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        check_payload_header(&header, r)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        Ok(Box::new(PayloadRange {
+            reader: &mut self.0,
+            offset: r.offset + 16,
+            left: r.size,
+        }))
+    }
+}

@@ -1,0 +1,279 @@
+//! Standard archives: `export` and `archive` write files the standard tools read back into the
+//! original bytes, with `OUT.sha256` and `OUT.manifest.json`; `verify-archive` finds damage;
+//! the space check refuses early and a full disk leaves no partial file.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::*;
+
+/// Zeros, text-like data and random data, a bit over three chunks.
+fn mixed_image() -> Vec<u8> {
+    let mut data = vec![0u8; CHUNK];
+    let text: Vec<u8> = (0..CHUNK / 8)
+        .flat_map(|i| format!("line {i:06}\n").into_bytes())
+        .take(CHUNK)
+        .collect();
+    data.extend(&text);
+    data.extend(random_bytes(77, CHUNK + 12345));
+    data
+}
+
+/// Decompresses `path` with the standard tool for its format.
+fn decompress_with_tool(tool: &str, path: &Path) -> Vec<u8> {
+    let out = Command::new(tool)
+        .arg("-dc")
+        .arg(path)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap_or_else(|e| panic!("run {tool}: {e}"));
+    assert!(
+        out.status.success(),
+        "{tool} -dc {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn sha256sum_check(out: &Path) {
+    let dir = out.parent().unwrap();
+    let sums = format!("{}.sha256", out.file_name().unwrap().to_string_lossy());
+    let run = Command::new("sha256sum")
+        .args(["-c", &sums])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "sha256sum -c: {}",
+        String::from_utf8_lossy(&run.stdout)
+    );
+}
+
+#[test]
+fn exported_images_are_read_by_standard_tools() {
+    let store = Store::new();
+    let data = mixed_image();
+    store.backup_image(&data, "100", T1);
+    let snapshot = snap("100", T1);
+    for (ext, tools) in [
+        ("gz", &["gzip", "pigz"][..]),
+        ("zst", &["zstd"][..]),
+        ("xz", &["xz"][..]),
+        ("lz4", &["lz4"][..]),
+    ] {
+        let out = store.file(&format!("disk.img.{ext}"));
+        let run = store.run([
+            "--output-format".as_ref(),
+            "json".as_ref(),
+            "export".as_ref(),
+            snapshot.as_ref(),
+            "drive-scsi0.img".as_ref(),
+            out.as_os_str(),
+        ]);
+        run.ok();
+        let report = run.json();
+        assert_eq!(report["manifest"]["size"], data.len() as u64, "{ext}");
+        for tool in tools {
+            assert!(decompress_with_tool(tool, &out) == data, "{tool} on .{ext}");
+        }
+        sha256sum_check(&out);
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&fs::read(format!("{}.manifest.json", out.display())).unwrap())
+                .unwrap();
+        for key in [
+            "source",
+            "size",
+            "compressed_size",
+            "ratio",
+            "format",
+            "level",
+            "threads",
+            "host",
+            "started",
+            "duration_s",
+            "throughput_mbs",
+            "sha256",
+        ] {
+            assert!(!manifest[key].is_null(), "manifest of .{ext} lacks {key}");
+        }
+        assert_eq!(manifest["format"], ext);
+        assert_eq!(
+            manifest["compressed_size"],
+            fs::metadata(&out).unwrap().len()
+        );
+        let check = store.run(["verify-archive".as_ref(), out.as_os_str()]);
+        check.ok();
+    }
+    // No compression, and standard output.
+    let raw = store.file("disk.img");
+    store
+        .run([
+            "export".as_ref(),
+            snapshot.as_ref(),
+            "drive-scsi0.img".as_ref(),
+            raw.as_os_str(),
+        ])
+        .ok();
+    assert!(fs::read(&raw).unwrap() == data);
+    let piped = store.run([
+        "export",
+        &snapshot,
+        "drive-scsi0.img",
+        "-",
+        "--format",
+        "zst",
+    ]);
+    piped.ok();
+    let mut zstd = Command::new("zstd")
+        .arg("-dc")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = zstd.stdin.take().unwrap();
+    let bytes = piped.stdout.clone();
+    let feeder = std::thread::spawn(move || {
+        use std::io::Write;
+        stdin.write_all(&bytes).unwrap();
+    });
+    let out = zstd.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert!(out.stdout == data, "zstd -dc of the piped export");
+}
+
+#[test]
+fn archive_of_an_image_file_and_verify_archive_finds_damage() {
+    let store = Store::new();
+    let data = mixed_image();
+    let src = store.write_file("boot.raw", &data);
+    let out = store.file("boot.img.gz");
+    store
+        .run([
+            "archive".as_ref(),
+            src.as_os_str(),
+            out.as_os_str(),
+            "--level".as_ref(),
+            "1".as_ref(),
+        ])
+        .ok();
+    assert!(decompress_with_tool("pigz", &out) == data);
+    sha256sum_check(&out);
+    store.run(["verify-archive".as_ref(), out.as_os_str()]).ok();
+    // An existing output is not replaced without --overwrite.
+    let again = store.run(["archive".as_ref(), src.as_os_str(), out.as_os_str()]);
+    again.expect_code(2);
+    assert!(again.single_error_line().contains("--overwrite"));
+
+    // A flipped bit inside the stream.
+    let good = fs::read(&out).unwrap();
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x10;
+    fs::write(&out, &bad).unwrap();
+    let run = store.run(["verify-archive".as_ref(), out.as_os_str()]);
+    run.expect_code(8);
+    let line = run.single_error_line();
+    assert!(line.contains("boot.img.gz"), "{line}");
+    // Truncated.
+    fs::write(&out, &good[..good.len() - 100]).unwrap();
+    let run = store.run(["verify-archive".as_ref(), out.as_os_str()]);
+    run.expect_code(8);
+    assert!(run.single_error_line().contains("byte"), "{}", run.stderr);
+    // Intact stream, wrong checksum file.
+    fs::write(&out, &good).unwrap();
+    fs::write(
+        format!("{}.sha256", out.display()),
+        format!("{}  boot.img.gz\n", "0".repeat(64)),
+    )
+    .unwrap();
+    let run = store.run(["verify-archive".as_ref(), out.as_os_str()]);
+    run.expect_code(8);
+    assert!(
+        run.single_error_line().contains("SHA-256"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Needs root to mount a small tmpfs; skipped otherwise.
+#[test]
+fn too_little_space_is_refused_and_a_full_disk_leaves_nothing() {
+    let dir = tempdir();
+    let mnt = dir.path().join("small");
+    fs::create_dir(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&mnt)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here (not root?)");
+        return;
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _guard = Unmount(&mnt);
+    // 8 MiB of random data: about 8 MiB compressed, the tmpfs holds 4.
+    let src = dir.path().join("random.raw");
+    fs::write(&src, random_bytes(5, 8 << 20)).unwrap();
+    let out = mnt.join("random.img.zst");
+    let run = run_cmd(
+        stowage(),
+        ["archive".as_ref(), src.as_os_str(), out.as_os_str()],
+        None,
+    );
+    run.expect_code(12);
+    let line = run.single_error_line();
+    assert!(line.contains("--force") && line.contains("free"), "{line}");
+    assert!(
+        dir_names(&mnt).is_empty(),
+        "nothing written: {:?}",
+        dir_names(&mnt)
+    );
+
+    // Forced, it runs out of space half way: exit 12 and no partial file.
+    let run = run_cmd(
+        stowage(),
+        [
+            "archive".as_ref(),
+            src.as_os_str(),
+            out.as_os_str(),
+            "--force".as_ref(),
+        ],
+        None,
+    );
+    run.expect_code(12);
+    assert!(
+        run.single_error_line().contains("random.img.zst"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        dir_names(&mnt).is_empty(),
+        "left behind: {:?}",
+        dir_names(&mnt)
+    );
+
+    // Compressible data fits: the estimate comes from samples.
+    let text: Vec<u8> = (0..(8 << 20) / 8)
+        .flat_map(|i| format!("row {:04}\n", i % 1000).into_bytes())
+        .collect();
+    fs::write(&src, &text).unwrap();
+    run_cmd(
+        stowage(),
+        ["archive".as_ref(), src.as_os_str(), out.as_os_str()],
+        None,
+    )
+    .ok();
+    assert!(decompress_with_tool("zstd", &out) == text);
+}
