@@ -28,6 +28,9 @@ pub struct Job {
     pub content: &'static str,
     /// Bytes before compression, when known in advance.
     pub size: Option<u64>,
+    /// The producer writes the compressed stream itself (an export that re-uses the stored
+    /// zstd frames); `size` is then the exact size before compression.
+    pub precompressed: bool,
 }
 
 /// Counts what the producer hands to the compressor (progress).
@@ -97,7 +100,18 @@ pub fn write_archive(
         level: Some(level),
         threads,
     };
-    let mut compressor = compress_writer(Box::new(hashing), &opts)?;
+    let mut compressor = if job.precompressed {
+        compress_writer(
+            Box::new(hashing),
+            &CompressOptions {
+                format: Format::None,
+                level: None,
+                threads: 1,
+            },
+        )?
+    } else {
+        compress_writer(Box::new(hashing), &opts)?
+    };
     let count = Arc::new(AtomicU64::new(0));
     let probe_count = count.clone();
     let reporter = Reporter::start(
@@ -124,7 +138,11 @@ pub fn write_archive(
     if let Some(o) = output {
         o.commit()?;
     }
-    let size = count.load(Ordering::Relaxed);
+    let size = if job.precompressed {
+        job.size.unwrap_or(0)
+    } else {
+        count.load(Ordering::Relaxed)
+    };
     let compressed = probe.len();
     let secs = started.elapsed().as_secs_f64();
     let manifest = ArchiveManifest {

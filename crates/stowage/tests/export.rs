@@ -109,6 +109,50 @@ fn exported_images_are_read_by_standard_tools() {
         let check = store.run(["verify-archive".as_ref(), out.as_os_str()]);
         check.ok();
     }
+    // At level 1 the stored chunk frames are the output (zero, text and raw-stored chunks).
+    let spliced = store.file("spliced.img.zst");
+    let run = store.run([
+        "--output-format".as_ref(),
+        "json".as_ref(),
+        "export".as_ref(),
+        snapshot.as_ref(),
+        "drive-scsi0.img".as_ref(),
+        spliced.as_os_str(),
+        "--level".as_ref(),
+        "1".as_ref(),
+    ]);
+    run.ok();
+    assert_eq!(run.json()["manifest"]["size"], data.len() as u64);
+    assert!(
+        decompress_with_tool("zstd", &spliced) == data,
+        "spliced .zst"
+    );
+    sha256sum_check(&spliced);
+    store
+        .run(["verify-archive".as_ref(), spliced.as_os_str()])
+        .ok();
+    // A bad chunk stops the export, and no file is left.
+    let text_chunk = image_digests(&data)[1].clone();
+    let chunk = store.chunk_path(&text_chunk);
+    let good = fs::read(&chunk).unwrap();
+    let mut bad = good.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    fs::write(&chunk, &bad).unwrap();
+    let broken = store.file("broken.img.zst");
+    for level in ["1", "3"] {
+        let run = store.run([
+            "export".as_ref(),
+            snapshot.as_ref(),
+            "drive-scsi0.img".as_ref(),
+            broken.as_os_str(),
+            "--level".as_ref(),
+            level.as_ref(),
+        ]);
+        run.expect_code(8);
+        assert!(!broken.exists(), "no partial export at level {level}");
+    }
+    fs::write(&chunk, &good).unwrap();
     // No compression, and standard output.
     let raw = store.file("disk.img");
     store

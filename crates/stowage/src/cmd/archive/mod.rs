@@ -41,6 +41,7 @@ pub fn run(g: &GlobalOpts, args: ArchiveArgs) -> Result<i32> {
         source,
         content: "image",
         size: Some(size),
+        precompressed: false,
     };
     let sample_file = file.try_clone().map_err(unreadable)?;
     write_archive(

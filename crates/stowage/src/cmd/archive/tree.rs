@@ -36,6 +36,7 @@ pub fn run(g: &GlobalOpts, args: &ArchiveArgs) -> Result<i32> {
         source,
         content: "tar",
         size: Some(size),
+        precompressed: false,
     };
     let mut warnings = 0u64;
     let quiet = g.quiet;

@@ -10,12 +10,14 @@ use stowage_format::blob::{decode_blob, MAX_BLOB_SIZE};
 use stowage_format::FixedIndex;
 use stowage_types::{ArchiveKind, ArchiveName};
 
+mod splice;
 mod tree;
 
-use crate::archive_out::{write_archive, Job};
+use crate::archive_out::{resolve_format, write_archive, Job};
 use crate::cli::{ExportArgs, GlobalOpts};
 use crate::repo;
 use crate::target::WriteTarget;
+use stowage_export::compress::Format;
 
 /// Up to four chunks spread over the image, decoded: what the space check compresses.
 fn image_samples(store: &Datastore, index: &FixedIndex) -> Vec<Vec<u8>> {
@@ -49,10 +51,15 @@ pub fn run(g: &GlobalOpts, args: ExportArgs) -> Result<i32> {
     match archive.kind() {
         ArchiveKind::Image => {
             let index = store.read_fixed_index(&snapshot, &manifest, &archive)?;
+            let format = resolve_format(&args.output, &args.out)?;
+            // At the level chunks are stored with, the stored zstd frames are the output.
+            let splice = format == Format::Zstd
+                && args.output.level.unwrap_or(format.default_level()) == splice::STORED_LEVEL;
             let job = Job {
                 source,
                 content: "image",
                 size: Some(index.size),
+                precompressed: splice,
             };
             write_archive(
                 g,
@@ -61,6 +68,11 @@ pub fn run(g: &GlobalOpts, args: ExportArgs) -> Result<i32> {
                 job,
                 || image_samples(&store, &index),
                 |out: &mut dyn Write| {
+                    if splice {
+                        splice::splice_zstd(store.chunk_store(), &index, threads, out)
+                            .with_context(|| format!("export of {snapshot} {archive} failed"))?;
+                        return Ok(0);
+                    }
                     let counters = Arc::new(RestoreCounters::default());
                     restore_image(
                         &index,
@@ -82,6 +94,7 @@ pub fn run(g: &GlobalOpts, args: ExportArgs) -> Result<i32> {
                 source,
                 content: "file",
                 size: Some(data.len() as u64),
+                precompressed: false,
             };
             write_archive(
                 g,

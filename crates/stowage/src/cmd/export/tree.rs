@@ -35,6 +35,7 @@ pub fn export_tree(
         source,
         content: "tar",
         size: Some(size),
+        precompressed: false,
     };
     let name = archive.to_string();
     write_archive(
