@@ -70,7 +70,7 @@ measure "pigz -6 -p $T" "$SIZE_MIB" "$WORK/b.gz" "pigz -6 -p $T < $WORK/image.ra
 measure "stowage export .img.zst (level 3)" "$SIZE_MIB" "$WORK/a.img.zst" "$EXPORT $WORK/a.img.zst"
 measure "stowage archive raw file .img.zst (level 3)" "$SIZE_MIB" "$WORK/c.img.zst" "$ARCHIVE $WORK/image.raw $WORK/c.img.zst"
 measure "zstd -3 -T$T" "$SIZE_MIB" "$WORK/b.zst" "zstd -q -3 -T$T < $WORK/image.raw > $WORK/b.zst"
-measure "stowage export .img.zst (level 1: stored frames)" "$SIZE_MIB" "$WORK/a.img.zst" "$EXPORT $WORK/a.img.zst --level 1"
+measure "stowage export .img.zst (level 1: the stored frames)" "$SIZE_MIB" "$WORK/a.img.zst" "$EXPORT $WORK/a.img.zst --level 1"
 measure "zstd -1 -T$T" "$SIZE_MIB" "$WORK/b.zst" "zstd -q -1 -T$T < $WORK/image.raw > $WORK/b.zst"
 measure "stowage export .img.lz4" "$SIZE_MIB" "$WORK/a.img.lz4" "$EXPORT $WORK/a.img.lz4"
 measure "lz4 -1 (single-threaded tool)" "$SIZE_MIB" "$WORK/b.lz4" "lz4 -q -1 < $WORK/image.raw > $WORK/b.lz4"

@@ -28,9 +28,11 @@ pub struct Job {
     pub content: &'static str,
     /// Bytes before compression, when known in advance.
     pub size: Option<u64>,
-    /// The producer writes the compressed stream itself (an export that re-uses the stored
-    /// zstd frames); `size` is then the exact size before compression.
+    /// The producer writes the compressed stream itself (an export that writes zstd frames of
+    /// its own); `size` is then the exact size before compression, and `progress` (when given)
+    /// counts the bytes before compression done so far.
     pub precompressed: bool,
+    pub progress: Option<Arc<AtomicU64>>,
 }
 
 /// Counts what the producer hands to the compressor (progress).
@@ -113,7 +115,7 @@ pub fn write_archive(
         compress_writer(Box::new(hashing), &opts)?
     };
     let count = Arc::new(AtomicU64::new(0));
-    let probe_count = count.clone();
+    let probe_count = job.progress.clone().unwrap_or_else(|| count.clone());
     let reporter = Reporter::start(
         format!("{} {}", if to_file { "archive to" } else { "archive" }, out),
         job.size,

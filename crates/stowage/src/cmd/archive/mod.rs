@@ -42,6 +42,7 @@ pub fn run(g: &GlobalOpts, args: ArchiveArgs) -> Result<i32> {
         content: "image",
         size: Some(size),
         precompressed: false,
+        progress: None,
     };
     let sample_file = file.try_clone().map_err(unreadable)?;
     write_archive(

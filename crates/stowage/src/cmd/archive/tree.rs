@@ -37,6 +37,7 @@ pub fn run(g: &GlobalOpts, args: &ArchiveArgs) -> Result<i32> {
         content: "tar",
         size: Some(size),
         precompressed: false,
+        progress: None,
     };
     let mut warnings = 0u64;
     let quiet = g.quiet;

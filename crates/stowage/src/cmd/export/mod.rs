@@ -10,7 +10,7 @@ use stowage_format::blob::{decode_blob, MAX_BLOB_SIZE};
 use stowage_format::FixedIndex;
 use stowage_types::{ArchiveKind, ArchiveName};
 
-mod splice;
+mod frames;
 mod tree;
 
 use crate::archive_out::{resolve_format, write_archive, Job};
@@ -52,14 +52,17 @@ pub fn run(g: &GlobalOpts, args: ExportArgs) -> Result<i32> {
         ArchiveKind::Image => {
             let index = store.read_fixed_index(&snapshot, &manifest, &archive)?;
             let format = resolve_format(&args.output, &args.out)?;
-            // At the level chunks are stored with, the stored zstd frames are the output.
-            let splice = format == Format::Zstd
-                && args.output.level.unwrap_or(format.default_level()) == splice::STORED_LEVEL;
+            let level = args.output.level.unwrap_or(format.default_level());
+            // zstd: a frame per chunk, verified and compressed by the same worker (at level 1
+            // the stored frames themselves), instead of a separate compressor behind a restore.
+            let frames = format == Format::Zstd;
+            let progress = Arc::new(std::sync::atomic::AtomicU64::new(0));
             let job = Job {
                 source,
                 content: "image",
                 size: Some(index.size),
-                precompressed: splice,
+                precompressed: frames,
+                progress: Some(progress.clone()),
             };
             write_archive(
                 g,
@@ -68,9 +71,16 @@ pub fn run(g: &GlobalOpts, args: ExportArgs) -> Result<i32> {
                 job,
                 || image_samples(&store, &index),
                 |out: &mut dyn Write| {
-                    if splice {
-                        splice::splice_zstd(store.chunk_store(), &index, threads, out)
-                            .with_context(|| format!("export of {snapshot} {archive} failed"))?;
+                    if frames {
+                        frames::zstd_frames(
+                            store.chunk_store(),
+                            &index,
+                            level,
+                            threads,
+                            &progress,
+                            out,
+                        )
+                        .with_context(|| format!("export of {snapshot} {archive} failed"))?;
                         return Ok(0);
                     }
                     let counters = Arc::new(RestoreCounters::default());
@@ -95,6 +105,7 @@ pub fn run(g: &GlobalOpts, args: ExportArgs) -> Result<i32> {
                 content: "file",
                 size: Some(data.len() as u64),
                 precompressed: false,
+                progress: None,
             };
             write_archive(
                 g,

@@ -36,6 +36,7 @@ pub fn export_tree(
         content: "tar",
         size: Some(size),
         precompressed: false,
+        progress: None,
     };
     let name = archive.to_string();
     write_archive(

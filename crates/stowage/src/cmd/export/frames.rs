@@ -1,8 +1,8 @@
-//! Export of an image to `.zst` at level 1 without compressing anything: the datastore holds
-//! each chunk as a zstd level-1 frame already, and a `.zst` file may be a series of frames. So
-//! every chunk is read and verified (decompressed and hashed, on all cores) and its stored frame
-//! is written as it is, in order. Chunks stored raw (incompressible) and all-zero chunks get a
-//! frame of their own.
+//! Export of an image to `.zst` as one zstd frame per chunk (a `.zst` file may be a series of
+//! frames, and `zstd -d` reads it as one stream). Every chunk is read, verified (decompressed
+//! and hashed) and compressed by the same worker, on all cores, and written in order.
+//! At level 1 nothing is compressed at all: the datastore holds each chunk as a zstd level-1
+//! frame already, and that frame is the output. The all-zero chunk is compressed once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -19,12 +19,14 @@ use stowage_format::{BlobDecoder, FixedIndex};
 /// The zstd level chunks are stored with: exports at this level can re-use them.
 pub const STORED_LEVEL: i32 = ZSTD_LEVEL;
 
-/// The frame for chunk `i`, verified.
+/// The frame for chunk `i`, verified: the stored frame at the stored level, a new one otherwise.
 fn frame(
     store: &ChunkStore,
     index: &FixedIndex,
     i: usize,
+    level: i32,
     decoder: &mut BlobDecoder,
+    compressor: &mut zstd::bulk::Compressor<'static>,
     zero_frames: &Mutex<HashMap<usize, Vec<u8>>>,
     zeros: &HashMap<usize, stowage_types::Digest>,
 ) -> Result<Vec<u8>> {
@@ -36,7 +38,7 @@ fn frame(
         if let Some(f) = frames.get(&len) {
             return Ok(f.clone());
         }
-        let f = zstd::bulk::compress(&vec![0u8; len], STORED_LEVEL)?;
+        let f = compressor.compress(&vec![0u8; len])?;
         frames.insert(len, f.clone());
         return Ok(f);
     }
@@ -51,16 +53,18 @@ fn frame(
     })?;
     let (kind, payload) = open_blob(&encoded)?;
     Ok(match kind {
-        BlobKind::Compressed => payload.to_vec(),
-        _ => zstd::bulk::compress(&plain, STORED_LEVEL)?,
+        BlobKind::Compressed if level == STORED_LEVEL => payload.to_vec(),
+        _ => compressor.compress(&plain)?,
     })
 }
 
 /// Writes the image of `index` to `out` as a series of zstd frames, `threads` chunks at a time.
-pub fn splice_zstd(
+pub fn zstd_frames(
     store: &ChunkStore,
     index: &FixedIndex,
+    level: i32,
     threads: usize,
+    progress: &std::sync::atomic::AtomicU64,
     out: &mut dyn Write,
 ) -> Result<()> {
     let count = index.chunk_count();
@@ -86,12 +90,24 @@ pub fn splice_zstd(
                 let Ok(mut decoder) = BlobDecoder::new() else {
                     return;
                 };
+                let Ok(mut compressor) = zstd::bulk::Compressor::new(level) else {
+                    return;
+                };
                 while token_rx.recv().is_ok() && !stop.load(Ordering::Relaxed) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= count {
                         break;
                     }
-                    let result = frame(store, index, i, &mut decoder, zero_frames, zeros);
+                    let result = frame(
+                        store,
+                        index,
+                        i,
+                        level,
+                        &mut decoder,
+                        &mut compressor,
+                        zero_frames,
+                        zeros,
+                    );
                     if done_tx.send((i, result)).is_err() {
                         break;
                     }
@@ -109,6 +125,7 @@ pub fn splice_zstd(
                 pending.insert(i, frame?);
                 while let Some(frame) = pending.remove(&written) {
                     out.write_all(&frame)?;
+                    progress.fetch_add(index.chunk(written).1 as u64, Ordering::Relaxed);
                     written += 1;
                     let _ = token_tx.send(());
                 }
