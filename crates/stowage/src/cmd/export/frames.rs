@@ -19,20 +19,29 @@ use stowage_format::{BlobDecoder, FixedIndex};
 /// The zstd level chunks are stored with: exports at this level can re-use them.
 pub const STORED_LEVEL: i32 = ZSTD_LEVEL;
 
+/// What all workers share.
+struct Job<'a> {
+    store: &'a ChunkStore,
+    index: &'a FixedIndex,
+    level: i32,
+    /// The digest of an all-zero chunk, per chunk length.
+    zeros: HashMap<usize, stowage_types::Digest>,
+    /// Its frame, per chunk length, made once.
+    zero_frames: Mutex<HashMap<usize, Vec<u8>>>,
+}
+
 /// The frame for chunk `i`, verified: the stored frame at the stored level, a new one otherwise.
 fn frame(
-    store: &ChunkStore,
-    index: &FixedIndex,
+    job: &Job,
     i: usize,
-    level: i32,
     decoder: &mut BlobDecoder,
     compressor: &mut zstd::bulk::Compressor<'static>,
-    zero_frames: &Mutex<HashMap<usize, Vec<u8>>>,
-    zeros: &HashMap<usize, stowage_types::Digest>,
 ) -> Result<Vec<u8>> {
+    let (store, index, level) = (job.store, job.index, job.level);
     let (_, len, digest) = index.chunk(i);
-    if zeros.get(&len) == Some(digest) {
-        let mut frames = zero_frames
+    if job.zeros.get(&len) == Some(digest) {
+        let mut frames = job
+            .zero_frames
             .lock()
             .map_err(|_| anyhow!("zero frame cache"))?;
         if let Some(f) = frames.get(&len) {
@@ -71,12 +80,17 @@ pub fn zstd_frames(
     let window = (threads * 4).max(8);
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    let zero_frames = Mutex::new(HashMap::new());
-    let zeros: HashMap<usize, stowage_types::Digest> = index
-        .zero_lengths()
-        .into_iter()
-        .map(|len| (len, zero_digest(len)))
-        .collect();
+    let job = Job {
+        store,
+        index,
+        level,
+        zeros: index
+            .zero_lengths()
+            .into_iter()
+            .map(|len| (len, zero_digest(len)))
+            .collect(),
+        zero_frames: Mutex::new(HashMap::new()),
+    };
     let (token_tx, token_rx) = bounded::<()>(window);
     for _ in 0..window {
         let _ = token_tx.send(());
@@ -85,7 +99,7 @@ pub fn zstd_frames(
     std::thread::scope(|s| {
         for _ in 0..threads.max(1) {
             let (token_rx, done_tx) = (token_rx.clone(), done_tx.clone());
-            let (next, stop, zero_frames, zeros) = (&next, &stop, &zero_frames, &zeros);
+            let (next, stop, job) = (&next, &stop, &job);
             s.spawn(move || {
                 let Ok(mut decoder) = BlobDecoder::new() else {
                     return;
@@ -98,16 +112,7 @@ pub fn zstd_frames(
                     if i >= count {
                         break;
                     }
-                    let result = frame(
-                        store,
-                        index,
-                        i,
-                        level,
-                        &mut decoder,
-                        &mut compressor,
-                        zero_frames,
-                        zeros,
-                    );
+                    let result = frame(job, i, &mut decoder, &mut compressor);
                     if done_tx.send((i, result)).is_err() {
                         break;
                     }
