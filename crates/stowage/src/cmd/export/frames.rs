@@ -2,12 +2,13 @@
 //! frames, and `zstd -d` reads it as one stream). Every chunk is read, verified (decompressed
 //! and hashed) and compressed by the same worker, on all cores, and written in order.
 //! At level 1 nothing is compressed at all: the datastore holds each chunk as a zstd level-1
-//! frame already, and that frame is the output. The all-zero chunk is compressed once.
+//! frame already, and that frame is the output. A chunk the image holds more than once (the
+//! all-zero chunk, say) is verified and compressed once: its frame is kept for the repeats.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, Result};
 use crossbeam_channel::bounded;
@@ -15,6 +16,7 @@ use stowage_core::{decode_and_verify, zero_digest, ChunkLayout, ChunkSource};
 use stowage_datastore::ChunkStore;
 use stowage_format::blob::{open_blob, BlobKind, ZSTD_LEVEL};
 use stowage_format::{BlobDecoder, FixedIndex};
+use stowage_types::Digest;
 
 /// The zstd level chunks are stored with: exports at this level can re-use them.
 pub const STORED_LEVEL: i32 = ZSTD_LEVEL;
@@ -25,31 +27,64 @@ struct Job<'a> {
     index: &'a FixedIndex,
     level: i32,
     /// The digest of an all-zero chunk, per chunk length.
-    zeros: HashMap<usize, stowage_types::Digest>,
-    /// Its frame, per chunk length, made once.
-    zero_frames: Mutex<HashMap<usize, Vec<u8>>>,
+    zeros: HashMap<usize, Digest>,
+    /// Digests the image holds more than once.
+    repeated: HashSet<Digest>,
+    /// Frames of repeated chunks made so far, and their bytes (bounded by [`REPEAT_BYTES`]).
+    repeats: Mutex<(HashMap<Digest, Arc<Vec<u8>>>, usize)>,
 }
 
-/// The frame for chunk `i`, verified: the stored frame at the stored level, a new one otherwise.
+/// Memory for frames of repeated chunks.
+const REPEAT_BYTES: usize = 128 << 20;
+
+impl Job<'_> {
+    fn cached(&self, digest: &Digest) -> Option<Arc<Vec<u8>>> {
+        if !self.repeated.contains(digest) {
+            return None;
+        }
+        self.repeats.lock().ok()?.0.get(digest).cloned()
+    }
+
+    fn keep(&self, digest: &Digest, frame: &Arc<Vec<u8>>) {
+        if !self.repeated.contains(digest) {
+            return;
+        }
+        if let Ok(mut r) = self.repeats.lock() {
+            if r.1 + frame.len() <= REPEAT_BYTES && !r.0.contains_key(digest) {
+                r.1 += frame.len();
+                r.0.insert(*digest, frame.clone());
+            }
+        }
+    }
+}
+
+/// The frame for chunk `i`: a kept one for a repeated chunk, else made and kept if repeated.
 fn frame(
     job: &Job,
     i: usize,
     decoder: &mut BlobDecoder,
     compressor: &mut zstd::bulk::Compressor<'static>,
-) -> Result<Vec<u8>> {
-    let (store, index, level) = (job.store, job.index, job.level);
-    let (_, len, digest) = index.chunk(i);
-    if job.zeros.get(&len) == Some(digest) {
-        let mut frames = job
-            .zero_frames
-            .lock()
-            .map_err(|_| anyhow!("zero frame cache"))?;
-        if let Some(f) = frames.get(&len) {
-            return Ok(f.clone());
-        }
-        let f = compressor.compress(&vec![0u8; len])?;
-        frames.insert(len, f.clone());
+) -> Result<Arc<Vec<u8>>> {
+    let (_, _, digest) = job.index.chunk(i);
+    if let Some(f) = job.cached(digest) {
         return Ok(f);
+    }
+    let f = Arc::new(new_frame(job, i, decoder, compressor)?);
+    job.keep(digest, &f);
+    Ok(f)
+}
+
+/// The frame for chunk `i`, verified: the stored frame at the stored level, a new one otherwise.
+fn new_frame(
+    job: &Job,
+    i: usize,
+    decoder: &mut BlobDecoder,
+    compressor: &mut zstd::bulk::Compressor<'static>,
+) -> Result<Vec<u8>> {
+    let (store, level) = (job.store, job.level);
+    let (_, len, digest) = job.index.chunk(i);
+    if job.zeros.get(&len) == Some(digest) {
+        return Ok(compressor.compress(&vec![0u8; len])?);
     }
     let mut encoded = Vec::new();
     store.read_chunk(digest, &mut encoded)?;
@@ -65,6 +100,16 @@ fn frame(
         BlobKind::Compressed if level == STORED_LEVEL => payload.to_vec(),
         _ => compressor.compress(&plain)?,
     })
+}
+
+fn repeated_digests(index: &FixedIndex) -> HashSet<Digest> {
+    let mut seen = HashSet::new();
+    index
+        .digests
+        .iter()
+        .filter(|d| !seen.insert(**d))
+        .copied()
+        .collect()
 }
 
 /// Writes the image of `index` to `out` as a series of zstd frames, `threads` chunks at a time.
@@ -89,13 +134,14 @@ pub fn zstd_frames(
             .into_iter()
             .map(|len| (len, zero_digest(len)))
             .collect(),
-        zero_frames: Mutex::new(HashMap::new()),
+        repeated: repeated_digests(index),
+        repeats: Mutex::new((HashMap::new(), 0)),
     };
     let (token_tx, token_rx) = bounded::<()>(window);
     for _ in 0..window {
         let _ = token_tx.send(());
     }
-    let (done_tx, done_rx) = bounded::<(usize, Result<Vec<u8>>)>(window);
+    let (done_tx, done_rx) = bounded::<(usize, Result<Arc<Vec<u8>>>)>(window);
     std::thread::scope(|s| {
         for _ in 0..threads.max(1) {
             let (token_rx, done_tx) = (token_rx.clone(), done_tx.clone());
