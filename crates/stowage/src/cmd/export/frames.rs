@@ -31,8 +31,11 @@ struct Job<'a> {
     /// Digests the image holds more than once.
     repeated: HashSet<Digest>,
     /// Frames of repeated chunks made so far, and their bytes (bounded by [`REPEAT_BYTES`]).
-    repeats: Mutex<(HashMap<Digest, Arc<Vec<u8>>>, usize)>,
+    repeats: Mutex<Kept>,
 }
+
+/// Frames kept for repeats, and their bytes in all.
+type Kept = (HashMap<Digest, Arc<Vec<u8>>>, usize);
 
 /// Memory for frames of repeated chunks.
 const REPEAT_BYTES: usize = 128 << 20;
