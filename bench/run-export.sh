@@ -3,7 +3,10 @@
 # .zst, .xz and .lz4, side by side in one run with pigz, zstd, xz and lz4 at the same level and
 # thread count, reading the same raw image.
 #
-#   bench/run-export.sh [SIZE_MIB [XZ_SIZE_MIB]]    defaults 4096 and 512 (xz -6 is slow)
+#   bench/run-export.sh [SIZE_MIB [XZ_SIZE_MIB [XZ_ROUNDS]]]   defaults 4096, 512 and 1
+#
+# xz -6 is slow and its times vary from run to run; XZ_ROUNDS > 1 repeats the xz pair
+# (stowage export, xz) alternately.
 #
 # Needs: pigz, zstd, xz-utils, lz4, GNU time (Debian packages: pigz zstd xz-utils lz4 time).
 # Scratch data goes to $BENCH_DIR (default /dev/shm/stowage-bench-export, a tmpfs).
@@ -11,6 +14,7 @@ set -euo pipefail
 
 SIZE_MIB=${1:-4096}
 XZ_MIB=${2:-512}
+XZ_ROUNDS=${3:-1}
 WORK=${BENCH_DIR:-/dev/shm/stowage-bench-export}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 for tool in pigz zstd xz lz4 /usr/bin/time; do
@@ -80,6 +84,8 @@ echo
 echo "| case | wall s | MB/s | output MiB | ratio | peak RSS MiB |"
 echo "|---|---:|---:|---:|---:|---:|"
 setup "$XZ_MIB"
-measure "stowage export .img.xz (level 6)" "$XZ_MIB" "$WORK/a.img.xz" "$EXPORT $WORK/a.img.xz"
 measure "stowage archive raw file .img.xz (level 6)" "$XZ_MIB" "$WORK/c.img.xz" "$ARCHIVE $WORK/image.raw $WORK/c.img.xz"
-measure "xz -6 -T$T" "$XZ_MIB" "$WORK/b.xz" "xz -q -6 -T$T < $WORK/image.raw > $WORK/b.xz"
+for _ in $(seq "$XZ_ROUNDS"); do
+    measure "stowage export .img.xz (level 6)" "$XZ_MIB" "$WORK/a.img.xz" "$EXPORT $WORK/a.img.xz"
+    measure "xz -6 -T$T" "$XZ_MIB" "$WORK/b.xz" "xz -q -6 -T$T < $WORK/image.raw > $WORK/b.xz"
+done
