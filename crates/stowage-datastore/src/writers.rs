@@ -84,7 +84,18 @@ pub fn oldest_writer(base: &Path) -> Result<Option<u128>, DatastoreError> {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         if name.ends_with(".new") {
-            continue; // being registered: that writer starts after us
+            // Being registered: that writer starts after us. One left by a process that died
+            // between creating and renaming it is removed once it is an hour old.
+            let stale = entry
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() > 3600);
+            if stale {
+                let _ = fs::remove_file(entry.path());
+            }
+            continue;
         }
         let Some(start) = name.split('-').next().and_then(|s| s.parse::<u128>().ok()) else {
             continue;
