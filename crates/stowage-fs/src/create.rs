@@ -21,7 +21,7 @@ use nix::sys::stat::Mode;
 use stowage_archive::{Encoder, FileType, LinkOffset, Metadata};
 use stowage_format::CatalogWriter;
 
-use crate::capture::{capture, read_dir_sorted, Captured};
+use crate::capture::{capture, capture_hinted, read_dir_sorted, Captured};
 use crate::exclude::Excludes;
 use crate::select::{Selected, Selection};
 use crate::CreateError;
@@ -88,7 +88,8 @@ fn is_virtual(fd: &OwnedFd) -> bool {
 struct Frame {
     /// `None` for a directory whose contents are left out.
     fd: Option<OwnedFd>,
-    names: Vec<OsString>,
+    /// Entries, sorted, with the type the listing gave for files and directories.
+    names: Vec<(OsString, Option<FileType>)>,
     next: usize,
     /// Path of this directory relative to the archive root ("" for the root).
     path: Vec<u8>,
@@ -216,7 +217,7 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
         let root_dev = self.root_dev;
         let mut stack = vec![self.open_frame(root, Vec::new(), inside, root_dev)];
         while let Some(frame) = stack.last_mut() {
-            let Some(name) = frame.names.get(frame.next).cloned() else {
+            let Some((name, hint)) = frame.names.get(frame.next).cloned() else {
                 let done = stack.pop();
                 if let Some(done) = done {
                     self.options.excludes.truncate(done.rules_before);
@@ -242,7 +243,7 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
                     Selected::Outside => continue,
                 },
             };
-            let captured = match capture(dir.as_fd(), &name) {
+            let captured = match capture_hinted(dir.as_fd(), &name, hint) {
                 Ok(c) => c,
                 Err(e) => {
                     let parent = Path::new(OsStr::from_bytes(&frame.path));
@@ -272,7 +273,7 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
                 Vec::new()
             }
         };
-        if names.iter().any(|n| n.as_bytes() == b".pxarexclude") {
+        if names.iter().any(|(n, _)| n.as_bytes() == b".pxarexclude") {
             self.read_exclude_file(&fd, &path);
         }
         Frame {

@@ -130,7 +130,7 @@ pub fn snapshot(dir: BorrowedFd<'_>) -> Tree {
 }
 
 fn snapshot_into(dir: BorrowedFd<'_>, prefix: &[u8], tree: &mut Tree) {
-    for name in read_dir_sorted(dir).unwrap() {
+    for (name, _) in read_dir_sorted(dir).unwrap() {
         let path = join(prefix, &name);
         let c = capture(dir, &name).unwrap_or_else(|e| panic!("capture: {e}"));
         let blocks = c.fd.as_ref().map_or(0, |fd| fstat(fd).unwrap().st_blocks);
@@ -174,7 +174,7 @@ fn restore_dir(
     r: &mut Restorer,
     seen: &mut HashMap<(u64, u64), Vec<u8>>,
 ) {
-    for name in read_dir_sorted(dir).unwrap() {
+    for (name, _) in read_dir_sorted(dir).unwrap() {
         let path = join(prefix, &name);
         let c = capture(dir, &name).unwrap_or_else(|e| panic!("capture: {e}"));
         let m = &c.metadata;

@@ -177,15 +177,12 @@ fn tree_mode(
         (ChangeDetection::Legacy, _) => tree::Mode::Legacy,
         (ChangeDetection::Data, _) | (ChangeDetection::Metadata, None) => tree::Mode::Split(None),
         (ChangeDetection::Metadata, Some(base)) => {
-            let started = Instant::now();
             let previous = reuse::PreviousArchive::load(ctx.store, base, &spec.name, ctx.threads)?;
             if !ctx.g.quiet {
                 match &previous {
-                    Some(p) => eprintln!(
-                        "{}: re-using unchanged files of {base} ({} files known, read in {:.2} s)",
-                        spec.name,
-                        p.file_count(),
-                        started.elapsed().as_secs_f64()
+                    Some(_) => eprintln!(
+                        "{}: re-using unchanged files of {base} (its metadata is read alongside the walk)",
+                        spec.name
                     ),
                     None => eprintln!(
                         "{}: {base} has no split archive of this name: every file is read",

@@ -15,6 +15,7 @@ use std::io::{self, Write};
 use std::rc::Rc;
 
 use anyhow::{Context, Result};
+use crossbeam_channel::{bounded, Receiver, Sender};
 use stowage_archive::{Decoder, EntryKind, Event, Metadata, Payload};
 use stowage_core::{ChunkLayout, PayloadWriter, RestoreCounters};
 use stowage_datastore::Datastore;
@@ -33,10 +34,28 @@ struct PreviousFile {
     offset: u64,
 }
 
-/// The split archive of the same name in the previous snapshot.
+/// Files sent from the loader to the walker at a time.
+const BATCH: usize = 1024;
+/// Batches the loader may run ahead.
+const BATCHES: usize = 64;
+
+type Batch = Result<Vec<(Vec<u8>, PreviousFile)>, String>;
+
+/// The split archive of the same name in the previous snapshot. Its metadata stream is decoded
+/// on a thread of its own while the walk runs: files arrive in archive order, which is the
+/// walk's order, so a lookup waits only until the loader has passed the path it asks for.
 pub struct PreviousArchive {
     files: HashMap<Vec<u8>, PreviousFile>,
+    incoming: Option<Receiver<Batch>>,
+    /// The last path received, in walk order.
+    reached: Vec<u8>,
     payload: DynamicIndex,
+    name: String,
+}
+
+/// `a` before `b` in walk order: depth first, names in byte order within each directory.
+fn walk_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    a.split(|c| *c == b'/').cmp(b.split(|c| *c == b'/'))
 }
 
 /// The stored names of a split archive: `root.pxar` -> `root.mpxar`, `root.ppxar`.
@@ -48,8 +67,46 @@ pub fn split_names(name: &ArchiveName) -> Result<(ArchiveName, ArchiveName)> {
     ))
 }
 
+/// Decodes the previous metadata stream, sending its files in batches.
+fn load_files(
+    store: &Datastore,
+    meta: &DynamicIndex,
+    what: &str,
+    threads: usize,
+    tx: &Sender<Batch>,
+) -> Result<()> {
+    let counters = RestoreCounters::default();
+    with_stream(store, meta, what, threads, &counters, |stream| {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut decoder = Decoder::new(stream);
+        while let Some(event) = decoder.next_event().with_context(|| what.to_string())? {
+            let Event::Entry(entry) = event else { continue };
+            if let EntryKind::File {
+                size,
+                payload: Payload::Ref(r),
+            } = entry.kind
+            {
+                let file = PreviousFile {
+                    metadata: entry.metadata,
+                    size,
+                    offset: r.offset,
+                };
+                batch.push((entry.path.join(&b'/'), file));
+                if batch.len() == BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    if tx.send(Ok(full)).is_err() {
+                        return Ok(()); // the walk is over
+                    }
+                }
+            }
+        }
+        let _ = tx.send(Ok(batch));
+        Ok(())
+    })
+}
+
 impl PreviousArchive {
-    /// Loads the previous split archive of `name` from `base`; `None` if it has none.
+    /// Starts loading the previous split archive of `name` from `base`; `None` if it has none.
     pub fn load(
         store: &Datastore,
         base: &SnapshotRef,
@@ -64,33 +121,48 @@ impl PreviousArchive {
         }
         let meta = store.read_dynamic_index(base, &manifest, &meta_name)?;
         let payload = store.read_dynamic_index(base, &manifest, &payload_name)?;
-        let counters = RestoreCounters::default();
         let what = format!("{base} {meta_name}");
-        let files = with_stream(store, &meta, &what, threads, &counters, |stream| {
-            let mut files = HashMap::new();
-            let mut decoder = Decoder::new(stream);
-            while let Some(event) = decoder.next_event().with_context(|| what.clone())? {
-                let Event::Entry(entry) = event else { continue };
-                if let EntryKind::File {
-                    size,
-                    payload: Payload::Ref(r),
-                } = entry.kind
-                {
-                    let file = PreviousFile {
-                        metadata: entry.metadata,
-                        size,
-                        offset: r.offset,
-                    };
-                    files.insert(entry.path.join(&b'/'), file);
+        let (tx, rx) = bounded(BATCHES);
+        let (loader_store, loader_what) = (store.clone(), what.clone());
+        std::thread::Builder::new()
+            .name("previous-archive".into())
+            .spawn(move || {
+                if let Err(e) = load_files(&loader_store, &meta, &loader_what, threads, &tx) {
+                    let _ = tx.send(Err(format!("{e:#}")));
                 }
-            }
-            Ok(files)
-        })?;
-        Ok(Some(PreviousArchive { files, payload }))
+            })
+            .context("cannot start a thread")?;
+        Ok(Some(PreviousArchive {
+            files: HashMap::new(),
+            incoming: Some(rx),
+            reached: Vec::new(),
+            payload,
+            name: what,
+        }))
     }
 
-    pub fn file_count(&self) -> usize {
-        self.files.len()
+    /// The previous entry of `path`, once the loader has got that far.
+    fn take(&mut self, path: &[u8]) -> Option<PreviousFile> {
+        while walk_order(&self.reached, path).is_le() {
+            let Some(rx) = &self.incoming else { break };
+            match rx.recv() {
+                Ok(Ok(batch)) => {
+                    if let Some((last, _)) = batch.last() {
+                        self.reached = last.clone();
+                    }
+                    self.files.extend(batch);
+                }
+                Ok(Err(e)) => {
+                    eprintln!(
+                        "warning: {}: {e}; files not found before this point are read again",
+                        self.name
+                    );
+                    self.incoming = None;
+                }
+                Err(_) => self.incoming = None, // all of it received
+            }
+        }
+        self.files.remove(path)
     }
 
     /// The chunk of the previous payload stream holding byte `offset`.
@@ -182,7 +254,7 @@ impl PayloadReuse for Reuser {
         size: u64,
         position: u64,
     ) -> io::Result<Option<(u64, u64)>> {
-        let Some(old) = self.previous.files.get(path) else {
+        let Some(old) = self.previous.take(path) else {
             return Ok(None);
         };
         if old.size != size || old.metadata != *metadata {
