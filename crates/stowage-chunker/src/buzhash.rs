@@ -103,8 +103,6 @@ impl Buzhash {
     /// the first `k` bytes of `data` (the state is then reset for the next chunk), `None` when
     /// all of `data` belongs to the current chunk.
     pub fn scan(&mut self, data: &[u8]) -> Option<usize> {
-        // The hash depends only on the last 64 bytes, and no cut can happen before `min` bytes:
-        // skip straight to the 64 bytes before `min`.
         let skip = self.min - WINDOW;
         let mut i = 0;
         if self.n < skip {
@@ -112,28 +110,71 @@ impl Buzhash {
             self.n += step;
             i = step;
         }
-        while i < data.len() {
+        // The WINDOW bytes before `min` only fill the window: no cut can come before `min`.
+        let warming = self.n < self.min;
+        while i < data.len() && self.n < self.min {
             let b = data[i];
-            let slot = self.n % WINDOW;
-            if self.n < self.min {
-                self.h = self.h.rotate_left(1) ^ TABLE[b as usize];
-            } else {
-                let out = self.window[slot];
-                self.h = self.h.rotate_left(1) ^ TABLE[out as usize] ^ TABLE[b as usize];
-            }
-            self.window[slot] = b;
+            self.h = self.h.rotate_left(1) ^ TABLE[b as usize];
+            self.window[self.n % WINDOW] = b;
             self.n += 1;
             i += 1;
-            if self.n >= self.min && (self.n >= self.max || (self.h & self.mask) >= self.threshold)
-            {
+        }
+        if self.n < self.min {
+            return None;
+        }
+        if warming && self.is_cut() {
+            self.reset();
+            return Some(i);
+        }
+        self.roll(data, i)
+    }
+
+    fn is_cut(&self) -> bool {
+        self.n >= self.max || (self.h & self.mask) >= self.threshold
+    }
+
+    /// The steady state from `data[start..]`: the byte leaving the window comes straight from
+    /// `data` once 64 bytes of this call are behind, from the ring before that.
+    fn roll(&mut self, data: &[u8], start: usize) -> Option<usize> {
+        let limit = data.len().min(start + (self.max - self.n));
+        let (mask, threshold) = (self.mask, self.threshold);
+        let mut h = self.h;
+        let mut i = start;
+        let head = limit.min(WINDOW);
+        while i < head {
+            let b = data[i];
+            let out = self.window[(self.n + i - start) % WINDOW];
+            h = h.rotate_left(1) ^ TABLE[out as usize] ^ TABLE[b as usize];
+            i += 1;
+            if (h & mask) >= threshold {
                 self.reset();
                 return Some(i);
             }
         }
+        while i < limit {
+            let b = data[i];
+            let out = data[i - WINDOW];
+            h = h.rotate_left(1) ^ TABLE[out as usize] ^ TABLE[b as usize];
+            i += 1;
+            if (h & mask) >= threshold {
+                self.reset();
+                return Some(i);
+            }
+        }
+        let n_end = self.n + (i - start);
+        if n_end >= self.max {
+            self.reset();
+            return Some(i);
+        }
+        // No cut in this piece: keep the last WINDOW bytes for the next call.
+        for j in i.saturating_sub(WINDOW).max(start)..i {
+            self.window[(n_end - (i - j)) % WINDOW] = data[j];
+        }
+        self.n = n_end;
+        self.h = h;
         None
     }
 
-    /// Chunk lengths of a whole buffer (the last may be short): for tests and small data.
     pub fn chunk_lengths(avg: usize, data: &[u8]) -> Vec<usize> {
         let Some(mut c) = Buzhash::new(avg) else {
             return Vec::new();
