@@ -167,8 +167,9 @@ impl Buzhash {
             return Some(i);
         }
         // No cut in this piece: keep the last WINDOW bytes for the next call.
-        for j in i.saturating_sub(WINDOW).max(start)..i {
-            self.window[(n_end - (i - j)) % WINDOW] = data[j];
+        let from = i.saturating_sub(WINDOW).max(start);
+        for (j, &b) in data.iter().enumerate().take(i).skip(from) {
+            self.window[(n_end - (i - j)) % WINDOW] = b;
         }
         self.n = n_end;
         self.h = h;
