@@ -81,6 +81,8 @@ pub struct GcReport {
     pub errors: Vec<String>,
     /// Entries in chunk directories that are not chunks, left alone.
     pub foreign: u64,
+    /// Temporary chunk files of writers that died, removed (an hour old at least).
+    pub removed_temp: u64,
     /// Index files found outside the expected layout, marked all the same.
     pub warnings: Vec<String>,
     /// Removal was skipped because marking was incomplete.
@@ -118,6 +120,7 @@ impl Datastore {
             min_atime,
             oldest_writer,
             dry_run: options.dry_run || removal_skipped,
+            now: now_nanos(),
         };
         let started = Instant::now();
         let (counts, sweep_errors) =
@@ -157,6 +160,7 @@ impl Datastore {
             missing: marked.missing,
             errors,
             foreign: counts.foreign,
+            removed_temp: counts.removed_temp,
             warnings: marked.warnings,
             removal_skipped,
             mark_time,

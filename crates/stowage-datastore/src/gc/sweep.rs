@@ -30,6 +30,8 @@ pub(crate) struct SweepCounts {
     pub still_bad: u64,
     /// Entries in chunk directories that are neither chunks nor bad copies.
     pub foreign: u64,
+    /// Temporary chunk files left by writers that died.
+    pub removed_temp: u64,
 }
 
 impl SweepCounts {
@@ -43,6 +45,7 @@ impl SweepCounts {
         self.removed_bad += o.removed_bad;
         self.still_bad += o.still_bad;
         self.foreign += o.foreign;
+        self.removed_temp += o.removed_temp;
     }
 }
 
@@ -87,6 +90,8 @@ pub(crate) struct Cutoff {
     pub oldest_writer: i128,
     /// Count, but remove nothing.
     pub dry_run: bool,
+    /// When the collection started, in Unix nanoseconds (system clock).
+    pub now: i128,
 }
 
 fn atime_nanos(meta: &fs::Metadata) -> i128 {
@@ -147,7 +152,9 @@ fn sweep_dir(dir: &Path, cutoff: &Cutoff, counts: &mut SweepCounts) -> Result<()
         };
         let k = kind(name);
         if k == Kind::Other {
-            if !name.contains(".tmp_") {
+            if name.get(..64).is_some_and(is_hex64) && name.contains(".tmp_") {
+                remove_stale_temp(&entry.path(), cutoff, counts);
+            } else {
                 counts.foreign += 1;
             }
             continue;
@@ -201,6 +208,22 @@ fn sweep_dir(dir: &Path, cutoff: &Cutoff, counts: &mut SweepCounts) -> Result<()
         }
     }
     Ok(())
+}
+
+/// A chunk's temporary file (`<hex>.tmp_*`) is a writer's chunk in flight, or the leftover of a
+/// writer that died. It goes once it has not changed for the cutoff and at least an hour: no
+/// writer keeps a chunk file open that long.
+fn remove_stale_temp(path: &Path, cutoff: &Cutoff, counts: &mut SweepCounts) {
+    const MIN_AGE: i128 = 3600 * 1_000_000_000;
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return;
+    };
+    let mtime = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
+    let limit = cutoff.min_atime.min(cutoff.now - MIN_AGE);
+    if meta.is_file() && mtime < limit && (cutoff.dry_run || fs::remove_file(path).is_ok()) {
+        counts.removed_temp += 1;
+        counts.removed_bytes += meta.len();
+    }
 }
 
 /// Renames the file aside, reads its atime again, and deletes it only if it is still old;
@@ -302,6 +325,48 @@ mod removal_tests {
     }
 
     #[test]
+    fn only_old_temporary_chunk_files_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let hex = "d".repeat(64);
+        let old = dir.path().join(format!("{hex}.tmp_1_0"));
+        let fresh = dir.path().join(format!("{hex}.tmp_2_0"));
+        let foreign = dir.path().join("notes.tmp_x");
+        for p in [&old, &fresh, &foreign] {
+            fs::write(p, b"t").unwrap();
+        }
+        let now = 10_000 * 1_000_000_000i128;
+        let two_hours_ago = TimeSpec::new(10_000 - 7200, 0);
+        utimensat(
+            nix::fcntl::AT_FDCWD,
+            &old,
+            &two_hours_ago,
+            &two_hours_ago,
+            UtimensatFlags::NoFollowSymlink,
+        )
+        .unwrap();
+        utimensat(
+            nix::fcntl::AT_FDCWD,
+            &fresh,
+            &TimeSpec::new(10_000 - 60, 0),
+            &TimeSpec::new(10_000 - 60, 0),
+            UtimensatFlags::NoFollowSymlink,
+        )
+        .unwrap();
+        let cutoff = Cutoff {
+            min_atime: now,
+            oldest_writer: now,
+            dry_run: false,
+            now,
+        };
+        let mut counts = SweepCounts::default();
+        sweep_dir(dir.path(), &cutoff, &mut counts).unwrap();
+        assert!(!old.exists(), "an hour-old temporary chunk file goes");
+        assert!(fresh.exists(), "one a writer may still rename stays");
+        assert!(foreign.exists());
+        assert_eq!((counts.removed_temp, counts.foreign), (1, 1));
+    }
+
+    #[test]
     fn interrupted_removal_is_undone() {
         let dir = tempfile::tempdir().unwrap();
         let chunk = dir.path().join("c".repeat(64));
@@ -311,6 +376,7 @@ mod removal_tests {
             min_atime: 0,
             oldest_writer: 0,
             dry_run: false,
+            now: 0,
         };
         let mut counts = SweepCounts::default();
         sweep_dir(dir.path(), &cutoff, &mut counts).unwrap();

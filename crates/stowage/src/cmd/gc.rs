@@ -70,6 +70,7 @@ pub fn run(g: &GlobalOpts, args: GcArgs) -> Result<i32> {
         "errors": report.errors,
         "warnings": report.warnings,
         "foreign-entries": report.foreign,
+        "removed-temp-files": report.removed_temp,
         "deduplication-factor": s.deduplication_factor(),
         "mark-seconds": report.mark_time.as_secs_f64(),
         "sweep-seconds": report.sweep_time.as_secs_f64(),
@@ -101,6 +102,12 @@ pub fn run(g: &GlobalOpts, args: GcArgs) -> Result<i32> {
         }
         if s.still_bad > 0 {
             println!("Leftover bad chunks: {}", s.still_bad);
+        }
+        if report.removed_temp > 0 {
+            println!(
+                "{verb} temporary chunk files of interrupted writers: {}",
+                report.removed_temp
+            );
         }
         if report.foreign > 0 {
             println!("Foreign entries left alone: {}", report.foreign);
