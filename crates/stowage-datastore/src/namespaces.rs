@@ -143,23 +143,8 @@ impl Datastore {
         if let Some(p) = snapshots.iter().find(|s| s.protected) {
             return Err(DatastoreError::Protected(p.snapshot.to_string()));
         }
-        // Manifests first: an interrupted removal leaves unfinished snapshots, never half ones.
         for s in &snapshots {
-            let dir = self.snapshot_dir(&s.snapshot);
-            let manifest = dir.join(stowage_format::manifest::MANIFEST_BLOB_NAME);
-            let _manifest_lock = if manifest.is_file() {
-                Some(crate::manifest_update::lock_manifest(
-                    &dir.join(crate::manifest_update::MANIFEST_LOCK_NAME),
-                    &s.snapshot,
-                )?)
-            } else {
-                None
-            };
-            match fs::remove_file(&manifest) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(DatastoreError::write(&manifest)(e)),
-            }
+            self.forget_locked(&s.snapshot)?;
         }
         fs::remove_dir_all(&dir).map_err(DatastoreError::write(&dir))
     }

@@ -10,7 +10,11 @@ use stowage_format::{sha256, DynamicIndex, FileEntry, FixedIndex, IndexError, Ma
 use stowage_types::{ArchiveName, BackupGroup, BackupTime, BackupType, Digest, SnapshotRef};
 
 use crate::lock::GroupLock;
+use crate::manifest_update::{lock_manifest, MANIFEST_LOCK_NAME};
 use crate::{Datastore, DatastoreError};
+
+/// The empty file that marks a snapshot protected from prune and forget.
+pub(crate) const PROTECTED_MARKER: &str = ".protected";
 
 /// One snapshot directory as found on disk.
 #[derive(Debug, Clone)]
@@ -67,7 +71,7 @@ impl Datastore {
             out.push(SnapshotInfo {
                 snapshot: SnapshotRef::new(group.clone(), time),
                 finished: path.join(MANIFEST_BLOB_NAME).is_file(),
-                protected: path.join(".protected").exists(),
+                protected: path.join(PROTECTED_MARKER).exists(),
             });
         }
         out.sort_by_key(|s| s.snapshot.time);
@@ -247,5 +251,31 @@ impl Datastore {
             &snapshot.group.to_string(),
         )?;
         self.forget_locked(snapshot)
+    }
+
+    /// Removes a snapshot, finished or not; the caller holds the group's lock. Refused for
+    /// protected snapshots.
+    pub(crate) fn forget_locked(&self, snapshot: &SnapshotRef) -> Result<(), DatastoreError> {
+        let dir = self.snapshot_dir(snapshot);
+        if !dir.is_dir() {
+            return Err(DatastoreError::SnapshotNotFound(snapshot.to_string()));
+        }
+        if dir.join(PROTECTED_MARKER).exists() {
+            return Err(DatastoreError::Protected(snapshot.to_string()));
+        }
+        // Remove the manifest first: from then on the snapshot is unfinished, never half-listed.
+        // Under the manifest lock, so a verify or notes update cannot write it back meanwhile.
+        let manifest = dir.join(MANIFEST_BLOB_NAME);
+        let _manifest_lock = if manifest.is_file() {
+            Some(lock_manifest(&dir.join(MANIFEST_LOCK_NAME), snapshot)?)
+        } else {
+            None
+        };
+        match fs::remove_file(&manifest) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(DatastoreError::write(&manifest)(e)),
+        }
+        fs::remove_dir_all(&dir).map_err(DatastoreError::write(&dir))
     }
 }

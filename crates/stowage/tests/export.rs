@@ -248,25 +248,10 @@ fn archive_of_an_image_file_and_verify_archive_finds_damage() {
 #[test]
 fn too_little_space_is_refused_and_a_full_disk_leaves_nothing() {
     let dir = tempdir();
-    let mnt = dir.path().join("small");
-    fs::create_dir(&mnt).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
-        .arg(&mnt)
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !mounted {
-        eprintln!("skipped: cannot mount a tmpfs here (not root?)");
+    let Some(small) = common::SmallTmpfs::mount(dir.path(), "small", "4m") else {
         return;
-    }
-    struct Unmount<'a>(&'a Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(self.0).status();
-        }
-    }
-    let _guard = Unmount(&mnt);
+    };
+    let mnt = &small.path;
     // 8 MiB of random data: about 8 MiB compressed, the tmpfs holds 4.
     let src = dir.path().join("random.raw");
     fs::write(&src, random_bytes(5, 8 << 20)).unwrap();
@@ -280,9 +265,9 @@ fn too_little_space_is_refused_and_a_full_disk_leaves_nothing() {
     let line = run.single_error_line();
     assert!(line.contains("--force") && line.contains("free"), "{line}");
     assert!(
-        dir_names(&mnt).is_empty(),
+        dir_names(mnt).is_empty(),
         "nothing written: {:?}",
-        dir_names(&mnt)
+        dir_names(mnt)
     );
 
     // Forced, it runs out of space half way: exit 12 and no partial file.
@@ -303,9 +288,9 @@ fn too_little_space_is_refused_and_a_full_disk_leaves_nothing() {
         run.stderr
     );
     assert!(
-        dir_names(&mnt).is_empty(),
+        dir_names(mnt).is_empty(),
         "left behind: {:?}",
-        dir_names(&mnt)
+        dir_names(mnt)
     );
 
     // Compressible data fits: the estimate comes from samples.

@@ -1,5 +1,7 @@
 //! A full disk gets exit code 12, a clear message, and leaves earlier backups intact.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -91,25 +93,10 @@ fn restore_to_a_full_device_exits_12() {
 #[test]
 fn backup_into_a_full_datastore_exits_12_and_keeps_earlier_snapshots() {
     let dir = scratch();
-    let mnt = dir.path().join("small");
-    std::fs::create_dir(&mnt).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"])
-        .arg(&mnt)
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !mounted {
-        eprintln!("skipped: cannot mount a tmpfs here (not root?)");
+    let Some(small) = common::SmallTmpfs::mount(dir.path(), "small", "24m") else {
         return;
-    }
-    struct Unmount<'a>(&'a Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(self.0).status();
-        }
-    }
-    let _guard = Unmount(&mnt);
+    };
+    let mnt = &small.path;
     let repo = mnt.join("store");
     create_store(&repo);
     let out = backup(&repo, dir.path(), 2 << 20, 1, "1000");

@@ -10,11 +10,8 @@ use std::sync::Mutex;
 use nix::sys::stat::{utimensat, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use stowage_format::{DynamicIndex, FixedIndex};
-use stowage_types::{BackupGroup, BackupTime, Digest};
+use stowage_types::{BackupGroup, Digest};
 
-use stowage_format::manifest::MANIFEST_BLOB_NAME;
-
-use crate::snapshots::visible_names;
 use crate::{Datastore, DatastoreError};
 
 const SHARDS: usize = 64;
@@ -74,19 +71,12 @@ impl TouchedSet {
 type GroupState = Vec<(String, bool)>;
 
 fn group_state(store: &Datastore, group: &BackupGroup) -> Result<GroupState, DatastoreError> {
-    let dir = store.group_dir(group);
-    let mut snapshots: Vec<(BackupTime, String)> = visible_names(&dir)?
-        .into_iter()
-        .filter_map(|n| n.parse::<BackupTime>().ok().map(|t| (t, n)))
-        .collect();
     // Newest first: a backup that finished while we scan reuses chunks of the snapshot before it.
-    snapshots.sort_by_key(|s| std::cmp::Reverse(s.0));
-    Ok(snapshots
+    Ok(store
+        .snapshots(group)?
         .into_iter()
-        .map(|(_, name)| {
-            let finished = dir.join(&name).join(MANIFEST_BLOB_NAME).is_file();
-            (name, finished)
-        })
+        .rev()
+        .map(|s| (s.snapshot.time.to_rfc3339(), s.finished))
         .collect())
 }
 

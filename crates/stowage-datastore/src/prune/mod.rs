@@ -9,14 +9,10 @@ use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 
 use chrono::TimeZone;
-use stowage_format::manifest::MANIFEST_BLOB_NAME;
 use stowage_types::{BackupGroup, SnapshotRef};
 
 use crate::lock::GroupLock;
 use crate::{fsutil, Datastore, DatastoreError};
-
-/// The name of the empty marker file that protects a snapshot.
-const PROTECTED_MARKER: &str = ".protected";
 
 /// How many snapshots (last) or periods (hourly ... yearly) to keep. `None` leaves a rule out.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -306,35 +302,6 @@ impl Datastore {
         Ok(items)
     }
 
-    /// Removes a snapshot, finished or not; the caller holds the group's lock. Refused for
-    /// protected snapshots.
-    pub(crate) fn forget_locked(&self, snapshot: &SnapshotRef) -> Result<(), DatastoreError> {
-        let dir = self.snapshot_dir(snapshot);
-        if !dir.is_dir() {
-            return Err(DatastoreError::SnapshotNotFound(snapshot.to_string()));
-        }
-        if dir.join(PROTECTED_MARKER).exists() {
-            return Err(DatastoreError::Protected(snapshot.to_string()));
-        }
-        // Remove the manifest first: from then on the snapshot is unfinished, never half-listed.
-        // Under the manifest lock, so a verify or notes update cannot write it back meanwhile.
-        let manifest = dir.join(MANIFEST_BLOB_NAME);
-        let _manifest_lock = if manifest.is_file() {
-            Some(crate::manifest_update::lock_manifest(
-                &dir.join(crate::manifest_update::MANIFEST_LOCK_NAME),
-                snapshot,
-            )?)
-        } else {
-            None
-        };
-        match fs::remove_file(&manifest) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(DatastoreError::write(&manifest)(e)),
-        }
-        fs::remove_dir_all(&dir).map_err(DatastoreError::write(&dir))
-    }
-
     /// Protects a snapshot from prune and forget (creates the empty `.protected` marker,
     /// durably), or lifts the protection (removes it). Takes the group's lock, so it waits for
     /// no one: it is refused while a backup, forget or prune of the group runs.
@@ -354,7 +321,7 @@ impl Datastore {
         if !dir.is_dir() {
             return Err(DatastoreError::SnapshotNotFound(snapshot.to_string()));
         }
-        let marker = dir.join(PROTECTED_MARKER);
+        let marker = dir.join(crate::snapshots::PROTECTED_MARKER);
         if protected {
             let file = OpenOptions::new()
                 .write(true)

@@ -1,6 +1,7 @@
 //! PBS's prune semantics, case by case.
 
 use chrono::{FixedOffset, Utc};
+use stowage_format::manifest::MANIFEST_BLOB_NAME;
 
 use super::PruneMark::{KeepPartial, Protected, Remove};
 use super::PruneRule::{Daily, Hourly, Last, Monthly, Weekly, Yearly};

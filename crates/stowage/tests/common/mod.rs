@@ -532,3 +532,33 @@ pub fn dir_names(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// A tmpfs of `size` (for example "4m") mounted at a new directory `name` below `dir`, unmounted
+/// when dropped. `None` where mounting is not allowed (not root): the caller skips its test.
+pub struct SmallTmpfs {
+    pub path: PathBuf,
+}
+
+impl SmallTmpfs {
+    pub fn mount(dir: &Path, name: &str, size: &str) -> Option<SmallTmpfs> {
+        let path = dir.join(name);
+        fs::create_dir(&path).ok()?;
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !mounted {
+            eprintln!("skipped: cannot mount a tmpfs here (not root?)");
+            return None;
+        }
+        Some(SmallTmpfs { path })
+    }
+}
+
+impl Drop for SmallTmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}

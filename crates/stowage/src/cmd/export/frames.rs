@@ -14,7 +14,7 @@ use anyhow::{anyhow, Result};
 use crossbeam_channel::bounded;
 use stowage_core::{decode_and_verify, zero_digest, ChunkLayout, ChunkSource};
 use stowage_datastore::ChunkStore;
-use stowage_format::blob::{open_blob, BlobKind, ZSTD_LEVEL};
+use stowage_format::blob::{BlobKind, HEADER_LEN, ZSTD_LEVEL};
 use stowage_format::{BlobDecoder, FixedIndex};
 use stowage_types::Digest;
 
@@ -98,11 +98,12 @@ fn new_frame(
             format!("chunk {digest} of the image is bad: {e}; run 'stowage verify'"),
         )
     })?;
-    let (kind, payload) = open_blob(&encoded)?;
-    Ok(match kind {
-        BlobKind::Compressed if level == STORED_LEVEL => payload.to_vec(),
-        _ => compressor.compress(&plain)?,
-    })
+    // Verified above (CRC included): the stored frame is what follows the header.
+    let stored = encoded.get(..8).and_then(BlobKind::from_magic) == Some(BlobKind::Compressed);
+    match encoded.get(HEADER_LEN..) {
+        Some(frame) if stored && level == STORED_LEVEL => Ok(frame.to_vec()),
+        _ => Ok(compressor.compress(&plain)?),
+    }
 }
 
 fn repeated_digests(index: &FixedIndex) -> HashSet<Digest> {

@@ -7,7 +7,6 @@ use anyhow::{Context, Result};
 use stowage_core::{restore_image, RestoreCounters};
 use stowage_datastore::Datastore;
 use stowage_format::blob::{decode_blob, MAX_BLOB_SIZE};
-use stowage_format::FixedIndex;
 use stowage_types::{ArchiveKind, ArchiveName};
 
 mod frames;
@@ -19,18 +18,22 @@ use crate::repo;
 use crate::target::WriteTarget;
 use stowage_export::compress::Format;
 
-/// Up to four chunks spread over the image, decoded: what the space check compresses.
-fn image_samples(store: &Datastore, index: &FixedIndex) -> Vec<Vec<u8>> {
-    let n = index.digests.len();
-    let picks: Vec<usize> = if n <= 4 {
-        (0..n).collect()
+/// Up to four of an archive's `count` chunks, spread over it and decoded: what the space check
+/// compresses to estimate the output size.
+fn chunk_samples(
+    store: &Datastore,
+    count: usize,
+    digest_at: impl Fn(usize) -> stowage_types::Digest,
+) -> Vec<Vec<u8>> {
+    let picks: Vec<usize> = if count <= 4 {
+        (0..count).collect()
     } else {
-        (0..4).map(|i| i * (n - 1) / 3).collect()
+        (0..4).map(|i| i * (count - 1) / 3).collect()
     };
     picks
         .into_iter()
         .filter_map(|i| {
-            let raw = std::fs::read(store.chunk_store().chunk_path(&index.digests[i])).ok()?;
+            let raw = std::fs::read(store.chunk_store().chunk_path(&digest_at(i))).ok()?;
             decode_blob(&raw, MAX_BLOB_SIZE).ok()
         })
         .collect()
@@ -69,7 +72,7 @@ pub fn run(g: &GlobalOpts, args: ExportArgs) -> Result<i32> {
                 &args.output,
                 &args.out,
                 job,
-                || image_samples(&store, &index),
+                || chunk_samples(&store, index.digests.len(), |i| index.digests[i]),
                 |out: &mut dyn Write| {
                     if frames {
                         frames::zstd_frames(

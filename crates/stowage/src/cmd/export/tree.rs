@@ -44,7 +44,11 @@ pub fn export_tree(
         &args.output,
         &args.out,
         job,
-        || sample(store, &index, payload.as_ref()),
+        || {
+            // The file contents: the payload stream of a split archive, else the archive itself.
+            let data = payload.as_ref().unwrap_or(&index);
+            super::chunk_samples(store, data.entries.len(), |i| data.entries[i].1)
+        },
         |out: &mut dyn Write| {
             let counters = RestoreCounters::default();
             let mut payloads = payload
@@ -63,28 +67,6 @@ pub fn export_tree(
             Ok(stats.entries)
         },
     )
-}
-
-/// A few chunks of the archive's data, for the space estimate.
-fn sample(
-    store: &Datastore,
-    index: &stowage_format::DynamicIndex,
-    payload: Option<&stowage_format::DynamicIndex>,
-) -> Vec<Vec<u8>> {
-    let data = payload.unwrap_or(index);
-    let n = data.entries.len();
-    let picks: Vec<usize> = if n <= 4 {
-        (0..n).collect()
-    } else {
-        (0..4).map(|i| i * (n - 1) / 3).collect()
-    };
-    picks
-        .into_iter()
-        .filter_map(|i| {
-            let raw = std::fs::read(store.chunk_store().chunk_path(&data.entries[i].1)).ok()?;
-            stowage_format::blob::decode_blob(&raw, stowage_format::blob::MAX_BLOB_SIZE).ok()
-        })
-        .collect()
 }
 
 /// A split archive's payload stream, read where each file's contents lie.
