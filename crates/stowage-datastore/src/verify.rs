@@ -142,35 +142,6 @@ fn needs_verify(manifest: &Manifest, opts: &VerifyOptions, now: i64) -> bool {
 type ChunkRefs = HashMap<Digest, usize>;
 
 impl Datastore {
-    /// Verifies `snapshots` with `threads` workers, storing each result in its manifest.
-    /// `progress` counts chunks checked.
-    pub fn verify(
-        &self,
-        snapshots: &[SnapshotRef],
-        threads: usize,
-        progress: &AtomicU64,
-    ) -> VerifyReport {
-        let opts = VerifyOptions {
-            threads,
-            ..VerifyOptions::default()
-        };
-        self.verify_with(snapshots, &opts, progress)
-    }
-
-    /// Verifies `snapshots` of this namespace; see [`verify_across`](Datastore::verify_across).
-    pub fn verify_with(
-        &self,
-        snapshots: &[SnapshotRef],
-        opts: &VerifyOptions,
-        progress: &AtomicU64,
-    ) -> VerifyReport {
-        let items: Vec<(Datastore, SnapshotRef)> = snapshots
-            .iter()
-            .map(|s| (self.clone(), s.clone()))
-            .collect();
-        self.verify_across(&items, opts, progress)
-    }
-
     /// Verifies `snapshots` one after the other; chunks already checked in this run (good or
     /// bad) are not checked again. Corrupt chunks are renamed to `<hex>.<N>.bad`; each verified
     /// snapshot gets `unprotected.verify_state` in its manifest.

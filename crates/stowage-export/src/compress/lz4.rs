@@ -120,99 +120,20 @@ impl BlockCodec for Lz4Codec {
     }
 }
 
-const P1: u32 = 0x9E37_79B1;
-const P2: u32 = 0x85EB_CA77;
-const P3: u32 = 0xC2B2_AE3D;
-const P4: u32 = 0x27D4_EB2F;
-const P5: u32 = 0x1656_67B1;
-
 /// Streaming XXH32 with seed 0, the checksum of the LZ4 frame format.
-pub(crate) struct Xxh32 {
-    acc: [u32; 4],
-    buf: [u8; 16],
-    buf_len: usize,
-    total: u64,
-}
+pub(crate) struct Xxh32(twox_hash::XxHash32);
 
 impl Xxh32 {
     pub(crate) fn new() -> Xxh32 {
-        Xxh32 {
-            acc: [P1.wrapping_add(P2), P2, 0, 0u32.wrapping_sub(P1)],
-            buf: [0; 16],
-            buf_len: 0,
-            total: 0,
-        }
+        Xxh32(twox_hash::XxHash32::with_seed(0))
     }
 
-    #[inline]
-    fn round(acc: u32, lane: u32) -> u32 {
-        acc.wrapping_add(lane.wrapping_mul(P2))
-            .rotate_left(13)
-            .wrapping_mul(P1)
-    }
-
-    #[inline]
-    fn stripe(acc: &mut [u32; 4], s: &[u8]) {
-        for (i, a) in acc.iter_mut().enumerate() {
-            let lane = u32::from_le_bytes(s[4 * i..4 * i + 4].try_into().expect("4 bytes"));
-            *a = Self::round(*a, lane);
-        }
-    }
-
-    pub(crate) fn update(&mut self, mut data: &[u8]) {
-        self.total += data.len() as u64;
-        if self.buf_len > 0 {
-            let n = data.len().min(16 - self.buf_len);
-            self.buf[self.buf_len..self.buf_len + n].copy_from_slice(&data[..n]);
-            self.buf_len += n;
-            data = &data[n..];
-            if self.buf_len < 16 {
-                return;
-            }
-            let buf = self.buf;
-            Self::stripe(&mut self.acc, &buf);
-            self.buf_len = 0;
-        }
-        let mut stripes = data.chunks_exact(16);
-        for s in &mut stripes {
-            Self::stripe(&mut self.acc, s);
-        }
-        let rest = stripes.remainder();
-        self.buf[..rest.len()].copy_from_slice(rest);
-        self.buf_len = rest.len();
+    pub(crate) fn update(&mut self, data: &[u8]) {
+        std::hash::Hasher::write(&mut self.0, data);
     }
 
     pub(crate) fn finish(&self) -> u32 {
-        let [a, b, c, d] = self.acc;
-        let mut h = if self.total >= 16 {
-            a.rotate_left(1)
-                .wrapping_add(b.rotate_left(7))
-                .wrapping_add(c.rotate_left(12))
-                .wrapping_add(d.rotate_left(18))
-        } else {
-            P5
-        };
-        h = h.wrapping_add(self.total as u32);
-        let rest = &self.buf[..self.buf_len];
-        let mut words = rest.chunks_exact(4);
-        for w in &mut words {
-            let w = u32::from_le_bytes(w.try_into().expect("4 bytes"));
-            h = h
-                .wrapping_add(w.wrapping_mul(P3))
-                .rotate_left(17)
-                .wrapping_mul(P4);
-        }
-        for &byte in words.remainder() {
-            h = h
-                .wrapping_add(u32::from(byte).wrapping_mul(P5))
-                .rotate_left(11)
-                .wrapping_mul(P1);
-        }
-        h ^= h >> 15;
-        h = h.wrapping_mul(P2);
-        h ^= h >> 13;
-        h = h.wrapping_mul(P3);
-        h ^ (h >> 16)
+        self.0.finish_32()
     }
 }
 
