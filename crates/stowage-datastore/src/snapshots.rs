@@ -112,6 +112,15 @@ impl Datastore {
     }
 
     pub fn load_manifest(&self, snapshot: &SnapshotRef) -> Result<Manifest, DatastoreError> {
+        self.load_manifest_raw(snapshot)
+            .map(|(manifest, _)| manifest)
+    }
+
+    /// The manifest, and the bytes of its blob as they are on disk (for copying).
+    pub(crate) fn load_manifest_raw(
+        &self,
+        snapshot: &SnapshotRef,
+    ) -> Result<(Manifest, Vec<u8>), DatastoreError> {
         let path = self.snapshot_dir(snapshot).join(MANIFEST_BLOB_NAME);
         let raw = match fs::read(&path) {
             Ok(raw) => raw,
@@ -141,7 +150,7 @@ impl Datastore {
                 detail: format!("it describes {named}, not {snapshot}"),
             });
         }
-        Ok(manifest)
+        Ok((manifest, raw))
     }
 
     fn manifest_entry<'m>(
@@ -189,6 +198,19 @@ impl Datastore {
         decode: fn(&[u8]) -> Result<I, IndexError>,
         csum_and_size: fn(&I) -> (Digest, u64),
     ) -> Result<I, DatastoreError> {
+        self.read_index_raw(snapshot, manifest, archive, decode, csum_and_size)
+            .map(|(index, _)| index)
+    }
+
+    /// An index checked against the manifest, and its bytes as they are on disk (for copying).
+    pub(crate) fn read_index_raw<I>(
+        &self,
+        snapshot: &SnapshotRef,
+        manifest: &Manifest,
+        archive: &ArchiveName,
+        decode: fn(&[u8]) -> Result<I, IndexError>,
+        csum_and_size: fn(&I) -> (Digest, u64),
+    ) -> Result<(I, Vec<u8>), DatastoreError> {
         let entry = Self::manifest_entry(snapshot, manifest, archive)?;
         let path = self.snapshot_dir(snapshot).join(&entry.filename);
         let raw = fs::read(&path).map_err(DatastoreError::read(&path))?;
@@ -207,7 +229,7 @@ impl Datastore {
                 ),
             });
         }
-        Ok(index)
+        Ok((index, raw))
     }
 
     /// Reads a `.blob` file, checks size and checksum against the manifest, and decodes it.
@@ -217,6 +239,17 @@ impl Datastore {
         manifest: &Manifest,
         archive: &ArchiveName,
     ) -> Result<Vec<u8>, DatastoreError> {
+        self.read_blob_raw(snapshot, manifest, archive)
+            .map(|(data, _)| data)
+    }
+
+    /// A blob checked against the manifest and decoded, and its bytes as they are on disk.
+    pub(crate) fn read_blob_raw(
+        &self,
+        snapshot: &SnapshotRef,
+        manifest: &Manifest,
+        archive: &ArchiveName,
+    ) -> Result<(Vec<u8>, Vec<u8>), DatastoreError> {
         let entry = Self::manifest_entry(snapshot, manifest, archive)?;
         let path = self.snapshot_dir(snapshot).join(&entry.filename);
         let raw = fs::read(&path).map_err(DatastoreError::read(&path))?;
@@ -233,10 +266,11 @@ impl Datastore {
                 ),
             });
         }
-        decode_blob(&raw, MAX_BLOB_SIZE).map_err(|source| DatastoreError::Blob {
+        let data = decode_blob(&raw, MAX_BLOB_SIZE).map_err(|source| DatastoreError::Blob {
             what: what(),
             source,
-        })
+        })?;
+        Ok((data, raw))
     }
 
     /// Removes a snapshot, finished or not. Refused for protected snapshots and while a backup

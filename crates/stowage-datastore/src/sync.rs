@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use stowage_core::{decode_and_verify, ChunkLayout, ChunkSink, ChunkSource};
 use stowage_format::manifest::MANIFEST_BLOB_NAME;
-use stowage_format::{BlobDecoder, Manifest};
+use stowage_format::{BlobDecoder, DynamicIndex, FixedIndex};
 use stowage_types::{ArchiveKind, ArchiveName, BackupGroup, BackupNamespace, Digest, SnapshotRef};
 
 use crate::lock::{GroupLock, StoreSharedLock};
@@ -146,49 +146,43 @@ impl Datastore {
         snapshot: &SnapshotRef,
         threads: usize,
     ) -> Result<SnapshotCopy, DatastoreError> {
-        let manifest = source.load_manifest(snapshot)?;
-        let src_dir = source.snapshot_dir(snapshot);
+        // Each file is read once: checked against the manifest, and those bytes copied.
+        let (manifest, manifest_raw) = source.load_manifest_raw(snapshot)?;
         let dir = self.snapshot_dir(snapshot);
         let mut copy = SnapshotCopy::default();
         for file in &manifest.files {
             let name = ArchiveName::parse(&file.filename)?;
-            match name.kind() {
+            let raw = match name.kind() {
                 ArchiveKind::Image => {
-                    let index = source.read_fixed_index(snapshot, &manifest, &name)?;
+                    let (index, raw) = source.read_index_raw(
+                        snapshot,
+                        &manifest,
+                        &name,
+                        FixedIndex::decode,
+                        |i| (i.csum(), i.size),
+                    )?;
                     self.copy_chunks(source, &index, threads, &mut copy)?;
+                    raw
                 }
                 ArchiveKind::Pxar => {
-                    let index = source.read_dynamic_index(snapshot, &manifest, &name)?;
+                    let (index, raw) = source.read_index_raw(
+                        snapshot,
+                        &manifest,
+                        &name,
+                        DynamicIndex::decode,
+                        |i| (i.csum(), i.size()),
+                    )?;
                     self.copy_chunks(source, &index, threads, &mut copy)?;
+                    raw
                 }
-                ArchiveKind::Blob => {
-                    // Checks size and checksum against the manifest, and that it decodes.
-                    source.read_blob_file(snapshot, &manifest, &name)?;
-                }
-            }
-            let from = src_dir.join(&file.filename);
-            let raw = fs::read(&from).map_err(DatastoreError::read(&from))?;
-            check_unchanged(&raw, file, &from)?;
+                ArchiveKind::Blob => source.read_blob_raw(snapshot, &manifest, &name)?.1,
+            };
             let to = dir.join(&file.filename);
             fsutil::atomic_write(&to, &raw).map_err(DatastoreError::write(&to))?;
         }
         fsutil::sync_filesystem(self.base()).map_err(DatastoreError::write(self.base()))?;
-        let from = src_dir.join(MANIFEST_BLOB_NAME);
-        let raw = fs::read(&from).map_err(DatastoreError::read(&from))?;
-        Manifest::from_json(
-            &stowage_format::blob::decode_blob(&raw, stowage_format::blob::MAX_BLOB_SIZE).map_err(
-                |source| DatastoreError::Blob {
-                    what: format!("manifest {}", from.display()),
-                    source,
-                },
-            )?,
-        )
-        .map_err(|source| DatastoreError::Manifest {
-            what: format!("manifest {}", from.display()),
-            source,
-        })?;
         let to = dir.join(MANIFEST_BLOB_NAME);
-        fsutil::atomic_write(&to, &raw).map_err(DatastoreError::write(&to))?;
+        fsutil::atomic_write(&to, &manifest_raw).map_err(DatastoreError::write(&to))?;
         Ok(copy)
     }
 
@@ -272,21 +266,6 @@ impl Datastore {
         copy.chunks_present += present.into_inner();
         Ok(())
     }
-}
-
-/// The raw file must still be what the manifest describes (it was checked when read).
-fn check_unchanged(
-    raw: &[u8],
-    file: &stowage_format::FileEntry,
-    path: &std::path::Path,
-) -> Result<(), DatastoreError> {
-    if file.filename.ends_with(".blob") && stowage_format::sha256(raw) != file.csum {
-        return Err(DatastoreError::Mismatch {
-            what: format!("blob {}", path.display()),
-            detail: "it changed while it was copied".into(),
-        });
-    }
-    Ok(())
 }
 
 fn copy_owner(
