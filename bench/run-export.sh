@@ -15,25 +15,10 @@ set -euo pipefail
 SIZE_MIB=${1:-4096}
 XZ_MIB=${2:-512}
 XZ_ROUNDS=${3:-1}
-WORK=${BENCH_DIR:-/dev/shm/stowage-bench-export}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-for tool in pigz zstd xz lz4 /usr/bin/time; do
-    command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install pigz zstd xz-utils lz4 time" >&2; exit 2; }
-done
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p stowage -p stowage-bench-gen
-STOWAGE=$ROOT/target/release/stowage
-GEN=$ROOT/target/release/stowage-bench-gen
+source "$(dirname "$0")/common.sh"
+bench_start /dev/shm/stowage-bench-export "pigz zstd xz-utils lz4" pigz zstd xz lz4
 T=$(nproc)
 
-rm -rf "$WORK"
-mkdir -p "$WORK"
-trap 'rm -rf "$WORK"' EXIT
-
-# See bench/run.sh: touch and free memory before each step so every tool starts alike.
-warm() {
-    dd if=/dev/zero of="$WORK/warm" bs=4M count=$(($1 / 4)) status=none
-    rm -f "$WORK/warm"
-}
 
 # measure LABEL INPUT_MIB OUTPUT COMMAND...: one row (wall s, MB/s of input, output MiB, ratio)
 measure() {

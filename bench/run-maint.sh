@@ -15,18 +15,9 @@ set -euo pipefail
 CHUNKS=${1:-1000000}
 SNAPSHOTS=${2:-1000}
 IMAGE_MIB=${3:-2048}
-WORK=${BENCH_DIR:-/dev/shm/stowage-bench-maint}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-command -v /usr/bin/time >/dev/null || { echo "missing GNU time: apt-get install time" >&2; exit 2; }
-
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p stowage -p stowage-bench-gen
-STOWAGE=$ROOT/target/release/stowage
-GEN=$ROOT/target/release/stowage-bench-gen
+source "$(dirname "$0")/common.sh"
+bench_start /dev/shm/stowage-bench-maint ""
 CORES=$(nproc)
-
-rm -rf "$WORK"
-mkdir -p "$WORK"
-trap 'rm -rf "$WORK"' EXIT
 
 # run LABEL COMMAND...: prints wall seconds and peak RSS, keeps stdout in $WORK/out
 run() {

@@ -12,35 +12,20 @@ set -euo pipefail
 
 TOTAL_MIB=${1:-2048}
 RESTORE_ROUNDS=${2:-2}
-WORK=${BENCH_DIR:-/dev/shm/stowage-tree}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-for tool in tar zstd restic /usr/bin/time; do
-    command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install tar zstd restic time" >&2; exit 2; }
-done
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p stowage -p stowage-bench-gen
-STOWAGE=$ROOT/target/release/stowage
-GEN=$ROOT/target/release/stowage-bench-gen
-
-rm -rf "$WORK"
-mkdir -p "$WORK"
-trap 'rm -rf "$WORK"' EXIT
+source "$(dirname "$0")/common.sh"
+bench_start /dev/shm/stowage-tree "tar zstd restic" tar zstd restic
 TREE=$WORK/tree
 echo "generating a tree of about ${TOTAL_MIB} MiB ..." >&2
 "$GEN" tree "$TREE" "$TOTAL_MIB" 1 2>/dev/null
 FILES=$(find "$TREE" -type f | wc -l)
 BYTES=$(du -sb --apparent-size "$TREE" | cut -f1)
 
-# See bench/run.sh: touch and free memory before each step so every tool starts warm.
-warm() {
-    dd if=/dev/zero of="$WORK/warm" bs=4M count=$((TOTAL_MIB / 4 + 64)) status=none
-    rm -f "$WORK/warm"
-}
 
 RESULTS=()
 measure() {
     local label=$1
     shift
-    warm
+    warm $((TOTAL_MIB + 256))
     /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" >"$WORK/out" 2>"$WORK/err" || {
         local rc=$?
         if [ "$rc" -ne 7 ]; then

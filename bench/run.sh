@@ -10,31 +10,11 @@
 set -euo pipefail
 
 SIZE_MIB=${1:-4096}
-WORK=${BENCH_DIR:-/dev/shm/stowage-bench}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-for tool in zstd openssl restic /usr/bin/time cmp; do
-    command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install zstd openssl restic time" >&2; exit 2; }
-done
-
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p stowage -p stowage-bench-gen
-STOWAGE=$ROOT/target/release/stowage
-GEN=$ROOT/target/release/stowage-bench-gen
-
-rm -rf "$WORK"
-mkdir -p "$WORK"
-trap 'rm -rf "$WORK"' EXIT
+source "$(dirname "$0")/common.sh"
+bench_start /dev/shm/stowage-bench "zstd openssl restic" zstd openssl restic cmp
 IMG=$WORK/image.raw
 BYTES=$((SIZE_MIB * 1024 * 1024))
 
-# On a VM with free-page reporting (virtio-balloon), memory that the guest freed goes back to
-# the host within seconds, and touching it again costs ~3 s per GiB. Every step here writes new
-# data (chunks, archives, restored images) into tmpfs, so before each measured step the same
-# amount of memory is touched and freed: every tool starts from the same warm state, and the
-# figures measure the tools rather than the hypervisor.
-warm() {
-    dd if=/dev/zero of="$WORK/warm" bs=4M count=$((SIZE_MIB / 4)) status=none
-    rm -f "$WORK/warm"
-}
 
 echo "generating a ${SIZE_MIB} MiB image ..." >&2
 "$GEN" image "$IMG" "$SIZE_MIB" 1
@@ -44,7 +24,7 @@ RESULTS=()
 measure() {
     local label=$1
     shift
-    warm
+    warm "$SIZE_MIB"
     /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" >"$WORK/out" 2>"$WORK/err" || {
         echo "FAILED: $label" >&2
         cat "$WORK/err" >&2
