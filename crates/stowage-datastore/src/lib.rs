@@ -38,3 +38,15 @@ pub use verify::{
     BadChunk, SnapshotVerify, SnapshotVerifyState, VerifyOptions, VerifyReport, VerifyState,
 };
 pub use writer::SnapshotWriter;
+
+/// A new datastore in a temporary directory, on tmpfs when there is one (a datastore is 65 536
+/// directories, slow to make on a disk). For tests.
+#[cfg(test)]
+pub(crate) fn test_store() -> (tempfile::TempDir, Datastore) {
+    let dir = tempfile::Builder::new()
+        .tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .expect("a temporary directory");
+    let store = Datastore::create(&dir.path().join("store")).expect("create a datastore");
+    (dir, store)
+}

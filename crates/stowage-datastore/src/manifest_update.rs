@@ -103,14 +103,7 @@ mod tests {
 
     use super::*;
 
-    fn store() -> (tempfile::TempDir, Datastore) {
-        let dir = tempfile::Builder::new()
-            .tempdir_in("/dev/shm")
-            .or_else(|_| tempfile::tempdir())
-            .unwrap();
-        let ds = Datastore::create(&dir.path().join("store")).unwrap();
-        (dir, ds)
-    }
+    use crate::test_store as store;
 
     #[test]
     fn only_unprotected_changes() {

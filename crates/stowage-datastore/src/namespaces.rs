@@ -154,14 +154,7 @@ impl Datastore {
 mod tests {
     use super::*;
 
-    fn store() -> (tempfile::TempDir, Datastore) {
-        let dir = tempfile::Builder::new()
-            .tempdir_in("/dev/shm")
-            .or_else(|_| tempfile::tempdir())
-            .unwrap();
-        let ds = Datastore::create(&dir.path().join("s")).unwrap();
-        (dir, ds)
-    }
+    use crate::test_store as store;
 
     fn ns(s: &str) -> BackupNamespace {
         s.parse().unwrap()

@@ -252,11 +252,7 @@ mod tests {
     /// chunk must still be marked (the group is scanned again).
     #[test]
     fn a_backup_finishing_during_marking_keeps_its_reused_chunks() {
-        let dir = tempfile::Builder::new()
-            .tempdir_in("/dev/shm")
-            .or_else(|_| tempfile::tempdir())
-            .unwrap();
-        let ds = Datastore::create(&dir.path().join("s")).unwrap();
+        let (_dir, ds) = crate::test_store();
         let group: BackupGroup = "vm/1".parse().unwrap();
         let name = ArchiveName::parse("drive-scsi0.img").unwrap();
         let data = b"data";

@@ -463,11 +463,7 @@ fn periods_follow_the_time_zone() {
 /// A datastore in a temporary directory (tmpfs when there is one) with hand-made snapshot
 /// directories of `vm/100`: finished ones get a (fake) manifest file.
 fn store_with(snapshots: &[(i64, bool)]) -> (tempfile::TempDir, Datastore, BackupGroup) {
-    let dir = tempfile::Builder::new()
-        .tempdir_in("/dev/shm")
-        .or_else(|_| tempfile::tempdir())
-        .unwrap();
-    let store = Datastore::create(&dir.path().join("store")).unwrap();
+    let (dir, store) = crate::test_store();
     let group = BackupGroup::new(stowage_types::BackupType::Vm, "100").unwrap();
     for &(time, finished) in snapshots {
         let snap = snap_ref(&group, time);
