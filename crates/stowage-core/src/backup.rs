@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 use stowage_chunker::is_zero;
-use stowage_format::{sha256, BlobEncoder};
+use stowage_format::{sha256, sha256_pair, BlobEncoder};
 use stowage_types::Digest;
 
 use crate::chunk::zero_digest;
@@ -181,7 +181,8 @@ pub fn backup_image(
     let started = Instant::now();
     let threads = threads.max(1);
     // Buffers grow to the chunk size; keep the worst case bounded for big chunk sizes.
-    let buffers = (2 * threads + 2).min((MAX_BUFFER_BYTES / chunk_size).max(threads + 2));
+    // Three per worker (a pair being hashed and one waiting) and two for the reader.
+    let buffers = (3 * threads + 2).min((MAX_BUFFER_BYTES / chunk_size).max(threads + 2));
     let zero = zero_digest(chunk_size);
     let cancel = AtomicBool::new(false);
 
@@ -189,7 +190,7 @@ pub fn backup_image(
     for _ in 0..buffers {
         let _ = pool_tx.send(Vec::with_capacity(chunk_size));
     }
-    let (job_tx, job_rx) = bounded::<Job>(threads);
+    let (job_tx, job_rx) = bounded::<Job>(2 * threads);
     let (done_tx, done_rx) = bounded::<Result<Done, PipelineError>>(buffers);
 
     std::thread::scope(|s| {
@@ -207,34 +208,14 @@ pub fn backup_image(
         for _ in 0..threads {
             let (job_rx, pool_tx, done_tx) = (job_rx.clone(), pool_tx.clone(), done_tx.clone());
             let zero = &zero;
-            s.spawn(move || {
-                let mut worker = match Worker::new(sink, session, zero, chunk_size, counters) {
-                    Ok(w) => w,
+            s.spawn(
+                move || match Worker::new(sink, session, zero, chunk_size, counters) {
+                    Ok(mut worker) => worker.run(&job_rx, &pool_tx, &done_tx),
                     Err(e) => {
                         let _ = done_tx.send(Err(e));
-                        return;
                     }
-                };
-                for job in job_rx {
-                    let result = match job.work {
-                        Work::Data(buf) => {
-                            let result = worker.process(job.index, &buf);
-                            let _ = pool_tx.send(buf);
-                            result
-                        }
-                        Work::Known { digest, len } => Ok(Done {
-                            index: job.index,
-                            digest,
-                            len: u64::from(len),
-                            zero: false,
-                            outcome: Outcome::Reused,
-                        }),
-                    };
-                    if done_tx.send(result).is_err() {
-                        return;
-                    }
-                }
-            });
+                },
+            );
         }
         drop((job_rx, pool_tx, done_tx));
 
@@ -347,13 +328,90 @@ impl<'a> Worker<'a> {
         })
     }
 
-    fn process(&mut self, index: usize, data: &[u8]) -> Result<Done, PipelineError> {
+    /// Takes jobs until the queue closes or the collector hangs up. Two data chunks waiting
+    /// together are hashed as a pair ([`sha256_pair`]: about 1.4× the speed of one at a time).
+    fn run(
+        &mut self,
+        jobs: &Receiver<Job>,
+        pool: &Sender<Vec<u8>>,
+        done: &Sender<Result<Done, PipelineError>>,
+    ) {
+        let mut waiting: Option<Job> = None;
+        while let Some(job) = waiting.take().or_else(|| jobs.recv().ok()) {
+            let results = match job.work {
+                Work::Known { digest, len } => vec![Ok(Done {
+                    index: job.index,
+                    digest,
+                    len: u64::from(len),
+                    zero: false,
+                    outcome: Outcome::Reused,
+                })],
+                Work::Data(buf) => match jobs.try_recv() {
+                    Ok(Job {
+                        index,
+                        work: Work::Data(other),
+                    }) => {
+                        let results = self.process_pair((job.index, &buf), (index, &other));
+                        let _ = pool.send(other);
+                        let _ = pool.send(buf);
+                        results
+                    }
+                    next => {
+                        waiting = next.ok();
+                        let result = self.process(job.index, &buf);
+                        let _ = pool.send(buf);
+                        vec![result]
+                    }
+                },
+            };
+            for result in results {
+                if done.send(result).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Whether `data` is a whole chunk of zeros, and, if so, its (constant) digest.
+    fn zero_check(&self, data: &[u8]) -> (bool, Option<Digest>) {
         let zero = is_zero(data);
-        let digest = if zero && data.len() == self.chunk_size {
-            *self.zero
-        } else {
-            sha256(data)
+        let digest = (zero && data.len() == self.chunk_size).then_some(*self.zero);
+        (zero, digest)
+    }
+
+    fn process(&mut self, index: usize, data: &[u8]) -> Result<Done, PipelineError> {
+        let (zero, digest) = self.zero_check(data);
+        let digest = digest.unwrap_or_else(|| sha256(data));
+        self.store(index, data, zero, digest)
+    }
+
+    fn process_pair(
+        &mut self,
+        (ia, a): (usize, &[u8]),
+        (ib, b): (usize, &[u8]),
+    ) -> Vec<Result<Done, PipelineError>> {
+        let ((za, da), (zb, db)) = (self.zero_check(a), self.zero_check(b));
+        let (da, db) = match (da, db) {
+            (None, None) => {
+                let (da, db) = sha256_pair(a, b);
+                (da, db)
+            }
+            (da, db) => (
+                da.unwrap_or_else(|| sha256(a)),
+                db.unwrap_or_else(|| sha256(b)),
+            ),
         };
+        vec![self.store(ia, a, za, da), self.store(ib, b, zb, db)]
+    }
+
+    /// Stores the chunk unless the previous snapshot, this backup or the store has it already.
+    fn store(
+        &mut self,
+        index: usize,
+        data: &[u8],
+        zero: bool,
+        digest: Digest,
+    ) -> Result<Done, PipelineError> {
         let outcome = if self.session.known.contains(&digest)
             || !self.session.claim(&digest)
             || self.sink.touch_chunk(&digest)?
@@ -474,6 +532,65 @@ mod tests {
             b.stats.zero_bytes + b.stats.reused_bytes + b.stats.new_bytes,
             data.len() as u64
         );
+    }
+
+    #[test]
+    fn a_worker_hashes_waiting_chunks_in_pairs_with_the_same_results() {
+        // Jobs queued before the worker starts: it takes them two at a time. Data chunks of
+        // different lengths, a zero chunk, a short zero tail and a known chunk in between.
+        let chunks: Vec<Vec<u8>> = vec![
+            (0..4096).map(|j| (j * 7) as u8).collect(),
+            vec![0; 4096],
+            (0..4096).map(|j| (j * 3 + 1) as u8).collect(),
+            (0..1000).map(|j| j as u8).collect(),
+            vec![0; 100],
+        ];
+        let (job_tx, job_rx) = bounded(16);
+        let (pool_tx, pool_rx) = bounded(16);
+        let (done_tx, done_rx) = bounded(16);
+        let known = known_digest(9);
+        let mut index = 0;
+        for (i, c) in chunks.iter().enumerate() {
+            if i == 3 {
+                let work = Work::Known {
+                    digest: known,
+                    len: 77,
+                };
+                job_tx.send(Job { index, work }).unwrap();
+                index += 1;
+            }
+            job_tx
+                .send(Job {
+                    index,
+                    work: Work::Data(c.clone()),
+                })
+                .unwrap();
+            index += 1;
+        }
+        drop(job_tx);
+        let (store, session, counters) = (
+            MemStore::default(),
+            BackupSession::new(HashSet::new()),
+            BackupCounters::default(),
+        );
+        let zero = zero_digest(4096);
+        let mut worker = Worker::new(&store, &session, &zero, 4096, &counters).unwrap();
+        worker.run(&job_rx, &pool_tx, &done_tx);
+        drop(done_tx);
+        let mut done: Vec<Done> = done_rx.iter().map(Result::unwrap).collect();
+        done.sort_by_key(|d| d.index);
+        let digests: Vec<Digest> = done.iter().map(|d| d.digest).collect();
+        let mut expected: Vec<Digest> = chunks.iter().map(|c| sha256(c)).collect();
+        expected.insert(3, known);
+        assert_eq!(digests, expected);
+        assert_eq!(done.iter().filter(|d| d.zero).count(), 2);
+        assert_eq!(
+            pool_rx.len(),
+            chunks.len(),
+            "every buffer goes back to the pool"
+        );
+        // The zero chunk, the zero tail and the three others: five stored, the known one not.
+        assert_eq!(store.inserts(), 5);
     }
 
     #[test]

@@ -8,12 +8,14 @@ pub mod catalog;
 pub mod dynamic_index;
 pub mod fixed_index;
 pub mod manifest;
+mod sha256_pair;
 
 pub use blob::{BlobDecoder, BlobEncoder, BlobError, BlobKind};
 pub use catalog::{CatalogEntry, CatalogEntryKind, CatalogError, CatalogReader, CatalogWriter};
 pub use dynamic_index::DynamicIndex;
 pub use fixed_index::FixedIndex;
 pub use manifest::{CryptMode, FileEntry, Manifest, ManifestError};
+pub use sha256_pair::sha256_pair;
 
 use stowage_types::Digest;
 
