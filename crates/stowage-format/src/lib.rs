@@ -25,6 +25,20 @@ pub fn sha256(data: &[u8]) -> Digest {
     Digest(sha2::Sha256::digest(data).into())
 }
 
+/// SHA-256 of `len` zero bytes, hashed from a small buffer (no `len`-byte allocation).
+pub fn sha256_of_zeros(len: usize) -> Digest {
+    use sha2::Digest as _;
+    let block = [0u8; 64 * 1024];
+    let mut hasher = sha2::Sha256::new();
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(block.len());
+        hasher.update(&block[..n]);
+        left -= n;
+    }
+    Digest(hasher.finalize().into())
+}
+
 /// Errors of the index decoders.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IndexError {

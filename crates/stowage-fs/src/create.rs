@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -21,7 +21,7 @@ use nix::sys::stat::Mode;
 use stowage_archive::{Encoder, FileType, LinkOffset, Metadata};
 use stowage_format::CatalogWriter;
 
-use crate::capture::{capture, capture_hinted, read_dir_sorted, Captured};
+use crate::capture::{capture, capture_hinted, capture_unopened, read_dir_sorted, Captured};
 use crate::exclude::Excludes;
 use crate::select::{Selected, Selection};
 use crate::CreateError;
@@ -243,7 +243,12 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
                     Selected::Outside => continue,
                 },
             };
-            let captured = match capture_hinted(dir.as_fd(), &name, hint) {
+            // With change detection, a file is only stat'ed until it must be read.
+            let captured = match self.reuse.is_some() {
+                true => capture_unopened(dir.as_fd(), &name, hint),
+                false => capture_hinted(dir.as_fd(), &name, hint),
+            };
+            let captured = match captured {
                 Ok(c) => c,
                 Err(e) => {
                     let parent = Path::new(OsStr::from_bytes(&frame.path));
@@ -251,7 +256,7 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
                     continue;
                 }
             };
-            if let Some(child) = self.add_entry(name.as_bytes(), path, captured, place)? {
+            if let Some(child) = self.add_entry(dir.as_fd(), &name, path, captured, place)? {
                 stack.push(child);
             }
         }
@@ -320,11 +325,13 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
     /// Adds one entry; returns the frame to descend into for a directory.
     fn add_entry(
         &mut self,
-        name: &[u8],
+        dir: BorrowedFd<'_>,
+        os_name: &OsStr,
         path: Vec<u8>,
         c: Captured,
         place: Place,
     ) -> Result<Option<Frame>, CreateError> {
+        let name = os_name.as_bytes();
         let is_dir = c.file_type == FileType::Directory;
         if matches!(place, Place::Ancestor) && !is_dir {
             // Selected paths are below it: as it is no directory, they do not exist.
@@ -357,7 +364,7 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
                 }
                 return Ok(Some(self.open_frame(fd, path, inside, dev)));
             }
-            FileType::Regular => self.add_file(name, path, c)?,
+            FileType::Regular => self.add_file(dir, os_name, path, c)?,
             FileType::Symlink => {
                 self.stats.symlinks += 1;
                 let target = c.symlink_target.as_deref().unwrap_or_default();
@@ -411,7 +418,14 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
         Ok(())
     }
 
-    fn add_file(&mut self, name: &[u8], path: Vec<u8>, c: Captured) -> Result<(), CreateError> {
+    fn add_file(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        os_name: &OsStr,
+        path: Vec<u8>,
+        c: Captured,
+    ) -> Result<(), CreateError> {
+        let name = os_name.as_bytes();
         if c.nlink > 1 {
             if let Some((target, offset)) = self.links.get(&(c.dev, c.ino)) {
                 let (target, offset) = (target.clone(), *offset);
@@ -442,6 +456,28 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
                 Err(e) => return Err(CreateError::Write(e)),
             }
         }
+        let c = match c.fd {
+            Some(_) => c,
+            // Only stat'ed so far (see `capture_unopened`): open it, and take what it is now.
+            None => match capture_hinted(dir, os_name, Some(FileType::Regular)) {
+                Ok(now) if now.file_type == FileType::Regular => now,
+                Ok(_) => {
+                    self.stats.files -= 1;
+                    self.warning(format!(
+                        "{}: changed type while being backed up; left out",
+                        String::from_utf8_lossy(&path)
+                    ));
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.stats.files -= 1;
+                    let parent = Path::new(OsStr::from_bytes(&path)).parent();
+                    self.warning(e.with_parent(parent.unwrap_or(Path::new(""))).to_string());
+                    return Ok(());
+                }
+            },
+        };
+        let size = c.size;
         let mut writer = self.encoder.add_file(name, &c.metadata, size)?;
         let link = writer.link_offset();
         let mut copied = 0u64;
