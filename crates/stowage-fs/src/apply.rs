@@ -33,6 +33,15 @@ pub struct RestoreStats {
     pub fcaps_skipped: u64,
 }
 
+impl RestoreStats {
+    pub fn add(&mut self, other: &RestoreStats) {
+        self.owners_skipped += other.owners_skipped;
+        self.xattrs_skipped += other.xattrs_skipped;
+        self.acls_skipped += other.acls_skipped;
+        self.fcaps_skipped += other.fcaps_skipped;
+    }
+}
+
 /// Whether the restore runs as root, and what it had to skip.
 #[derive(Debug)]
 pub(crate) struct ApplyCtx {

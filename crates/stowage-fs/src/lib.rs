@@ -19,6 +19,7 @@ pub mod capture;
 mod create;
 mod error;
 pub mod exclude;
+mod parallel;
 pub mod posix_acl;
 pub mod restore;
 pub mod select;

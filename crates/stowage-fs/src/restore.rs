@@ -21,6 +21,7 @@ use stowage_archive::{FileType, Metadata};
 
 use crate::apply::{self, ApplyCtx, Node, RestoreStats};
 use crate::error::RestoreError;
+use crate::parallel::Pool;
 use crate::writer::FileWriter;
 
 /// Restore settings.
@@ -48,6 +49,8 @@ pub struct Restorer {
     path: PathBuf,
     options: RestoreOptions,
     ctx: ApplyCtx,
+    /// Threads writing file content, if the restore asked for them.
+    pool: Option<Pool>,
 }
 
 const DIR_FLAGS: OFlag = OFlag::O_RDONLY
@@ -76,7 +79,15 @@ impl Restorer {
                 is_root: nix::unistd::geteuid().is_root(),
                 stats: RestoreStats::default(),
             },
+            pool: None,
         })
+    }
+
+    /// File content is written by `threads` threads of its own, in pieces, many files at once
+    /// (see [`create_file`](Restorer::create_file)); without this call, by the caller's thread.
+    pub fn with_writers(mut self, threads: usize) -> Restorer {
+        self.pool = Some(Pool::new(threads, self.ctx.is_root));
+        self
     }
 
     /// A restorer writing below the existing directory `target` (which may itself be reached
@@ -181,6 +192,7 @@ impl Restorer {
             size,
             path,
             &mut self.ctx,
+            self.pool.as_ref(),
         ))
     }
 
@@ -281,6 +293,10 @@ impl Restorer {
                 path: self.path,
                 detail: "finish with directories still entered",
             });
+        }
+        if let Some(pool) = self.pool.take() {
+            let stats = pool.join()?;
+            self.ctx.stats.add(&stats);
         }
         if let Some(meta) = root_metadata {
             let node = Node::Open(self.root.as_fd());

@@ -1,34 +1,104 @@
 //! The content writer of a restored regular file: all-zero 4 KiB blocks (at 4 KiB-aligned file
 //! offsets) are skipped instead of written, so they stay holes, and the length is set at the
-//! end, so a file ending in zeros stays sparse too.
+//! end when the file ends in such a hole, so a file ending in zeros stays sparse too.
+//!
+//! With a [`Pool`], the content is cut into pieces of [`PIECE`] bytes that the pool's threads
+//! write at their offsets in parallel (several files, and several pieces of one file, at once);
+//! whoever finishes last with a file sets its length and applies its metadata.
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use stowage_archive::Metadata;
 
 use crate::apply::{self, ApplyCtx, Node};
 use crate::error::RestoreError;
+use crate::parallel::{Piece, Pool, PIECE};
 
 /// Size of the blocks checked for zeros.
 const BLOCK: usize = 4096;
 
+/// A file being restored, shared by the pieces of its content in flight.
+#[derive(Debug)]
+pub(crate) struct Target {
+    pub file: File,
+    pub path: PathBuf,
+    pub metadata: Metadata,
+    pub size: u64,
+    /// The file ends in a hole: its length must be set.
+    pub needs_len: AtomicBool,
+}
+
+impl Target {
+    /// Sets the length if needed and applies the metadata: the last step, after all content.
+    pub fn finish(self, ctx: &mut ApplyCtx) -> Result<(), RestoreError> {
+        if self.needs_len.load(Ordering::Acquire) {
+            self.file
+                .set_len(self.size)
+                .map_err(|source| write_error(&self.path, source))?;
+        }
+        apply::apply(
+            Node::Open(self.file.as_fd()),
+            &self.metadata,
+            ctx,
+            &self.path,
+        )
+    }
+
+    /// Writes one piece of content at `offset` (a multiple of [`PIECE`]).
+    pub fn write_piece(&self, offset: u64, data: &[u8]) -> Result<(), RestoreError> {
+        let mut sparse = Sparse::at(offset);
+        let result = sparse.write(&self.file, data).and_then(|()| {
+            if offset + data.len() as u64 == self.size {
+                let total = sparse.finish_tail(&self.file)?;
+                if sparse.written_end < total {
+                    self.needs_len.store(true, Ordering::Release);
+                }
+            }
+            Ok(())
+        });
+        debug_assert!(sparse.tail.is_empty() || offset + data.len() as u64 == self.size);
+        result.map_err(|source| write_error(&self.path, source))
+    }
+}
+
+fn write_error(path: &Path, source: io::Error) -> RestoreError {
+    RestoreError::Io {
+        path: path.to_path_buf(),
+        op: "write",
+        source,
+    }
+}
+
+/// Where a [`FileWriter`] puts the content.
+#[derive(Debug)]
+enum Sink<'a> {
+    /// Written by the calling thread as it comes.
+    Inline(Sparse),
+    /// Collected into pieces for the pool's threads; `sent` bytes went out before `buf`.
+    Pooled {
+        pool: &'a Pool,
+        buf: Vec<u8>,
+        sent: u64,
+    },
+}
+
 /// Writes the content of a file being restored. Feed it with [`Write`] (or [`put`]) and call
-/// [`finish`], which checks the size and applies the metadata; a writer dropped without
-/// `finish` leaves the file with its content so far and no metadata.
+/// [`finish`], which checks the size and has the metadata applied after the content; a writer
+/// dropped without `finish` leaves the file with (some of) its content and no metadata.
 ///
 /// [`put`]: FileWriter::put
 /// [`finish`]: FileWriter::finish
 #[derive(Debug)]
 pub struct FileWriter<'a> {
-    file: File,
-    sparse: Sparse,
-    expected: u64,
-    metadata: Metadata,
-    path: PathBuf,
+    target: Arc<Target>,
+    sink: Sink<'a>,
+    received: u64,
     ctx: &'a mut ApplyCtx,
 }
 
@@ -39,66 +109,124 @@ impl<'a> FileWriter<'a> {
         expected: u64,
         path: PathBuf,
         ctx: &'a mut ApplyCtx,
+        pool: Option<&'a Pool>,
     ) -> FileWriter<'a> {
+        let sink = match pool {
+            // The buffer is taken at the first byte: an empty file needs none.
+            Some(pool) => Sink::Pooled {
+                pool,
+                buf: Vec::new(),
+                sent: 0,
+            },
+            None => Sink::Inline(Sparse::default()),
+        };
         FileWriter {
-            file,
-            sparse: Sparse::default(),
-            expected,
-            metadata: metadata.clone(),
-            path,
+            target: Arc::new(Target {
+                file,
+                path,
+                metadata: metadata.clone(),
+                size: expected,
+                needs_len: AtomicBool::new(false),
+            }),
+            sink,
+            received: 0,
             ctx,
         }
     }
 
     /// The file, relative to the restore target.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.target.path
     }
 
     /// Writes the next piece of content; errors name the file.
     pub fn put(&mut self, data: &[u8]) -> Result<(), RestoreError> {
         self.write_all(data)
-            .map_err(|source| self.write_error(source))
+            .map_err(|source| write_error(&self.target.path, source))
     }
 
     /// Ends the content (the file must have exactly the size given to
     /// [`Restorer::create_file`](crate::Restorer::create_file)), then applies owner, mode,
-    /// extended attributes, ACL, file capabilities and mtime.
-    pub fn finish(mut self) -> Result<(), RestoreError> {
-        let actual = self
-            .sparse
-            .finish(&self.file)
-            .map_err(|source| self.write_error(source))?;
-        if actual != self.expected {
+    /// extended attributes, ACL, file capabilities and mtime: right here, or, with a pool, by
+    /// whichever thread writes the file's last piece.
+    pub fn finish(self) -> Result<(), RestoreError> {
+        let FileWriter {
+            target,
+            sink,
+            received,
+            ctx,
+        } = self;
+        if received != target.size {
             return Err(RestoreError::SizeMismatch {
-                path: self.path,
-                expected: self.expected,
-                actual,
+                path: target.path.clone(),
+                expected: target.size,
+                actual: received,
             });
         }
-        let node = Node::Open(self.file.as_fd());
-        apply::apply(node, &self.metadata, self.ctx, &self.path)
-    }
-
-    fn write_error(&self, source: io::Error) -> RestoreError {
-        RestoreError::Io {
-            path: self.path.clone(),
-            op: "write",
-            source,
+        match sink {
+            Sink::Inline(mut sparse) => {
+                let total = sparse
+                    .finish_tail(&target.file)
+                    .map_err(|source| write_error(&target.path, source))?;
+                if sparse.written_end < total {
+                    target.needs_len.store(true, Ordering::Release);
+                }
+            }
+            Sink::Pooled { pool, buf, sent } => {
+                if !buf.is_empty() {
+                    pool.send(Piece {
+                        target: target.clone(),
+                        offset: sent,
+                        data: buf,
+                    })?;
+                }
+            }
+        }
+        // The last holder finishes the file: here, unless pieces are still being written.
+        match Arc::into_inner(target) {
+            Some(target) => target.finish(ctx),
+            None => Ok(()),
         }
     }
 }
 
 impl Write for FileWriter<'_> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let end = self.sparse.len() + data.len() as u64;
-        if end > self.expected {
+        let end = self.received + data.len() as u64;
+        if end > self.target.size {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("more content than the {} bytes announced", self.expected),
+                format!("more content than the {} bytes announced", self.target.size),
             ));
         }
-        self.sparse.write(&self.file, data)?;
+        match &mut self.sink {
+            Sink::Inline(sparse) => sparse.write(&self.target.file, data)?,
+            Sink::Pooled { pool, buf, sent } => {
+                let mut rest = data;
+                if buf.capacity() == 0 && !rest.is_empty() {
+                    *buf = pool.buffer();
+                }
+                while !rest.is_empty() {
+                    let take = (PIECE - buf.len()).min(rest.len());
+                    buf.extend_from_slice(&rest[..take]);
+                    rest = &rest[take..];
+                    if buf.len() == PIECE {
+                        let next = match rest.is_empty() {
+                            true => Vec::new(),
+                            false => pool.buffer(),
+                        };
+                        let piece = Piece {
+                            target: self.target.clone(),
+                            offset: *sent,
+                            data: std::mem::replace(buf, next),
+                        };
+                        *sent += PIECE as u64;
+                        pool.send(piece).map_err(io::Error::other)?;
+                    }
+                }
+            }
+        }
+        self.received = end;
         Ok(data.len())
     }
 
@@ -114,6 +242,8 @@ struct Sparse {
     tail: Vec<u8>,
     /// File offset of `tail` (always a multiple of [`BLOCK`]).
     offset: u64,
+    /// End of the last byte range actually written.
+    written_end: u64,
 }
 
 fn is_zero(block: &[u8]) -> bool {
@@ -121,9 +251,12 @@ fn is_zero(block: &[u8]) -> bool {
 }
 
 impl Sparse {
-    /// Bytes received so far.
-    fn len(&self) -> u64 {
-        self.offset + self.tail.len() as u64
+    /// Writing from `offset` (a multiple of [`BLOCK`]) on.
+    fn at(offset: u64) -> Sparse {
+        Sparse {
+            offset,
+            ..Sparse::default()
+        }
     }
 
     fn write(&mut self, file: &File, mut data: &[u8]) -> io::Result<()> {
@@ -154,28 +287,36 @@ impl Sparse {
             match (is_zero(block), run_start) {
                 (false, None) => run_start = Some(at),
                 (true, Some(start)) => {
-                    file.write_all_at(&data[start..at], self.offset + start as u64)?;
+                    self.write_run(file, &data[start..at], start)?;
                     run_start = None;
                 }
                 _ => {}
             }
         }
         if let Some(start) = run_start {
-            file.write_all_at(&data[start..], self.offset + start as u64)?;
+            self.write_run(file, &data[start..], start)?;
         }
         self.offset += data.len() as u64;
         Ok(())
     }
 
-    /// Writes the last partial block unless it is all zeros, sets the file length, and returns
-    /// it.
-    fn finish(&mut self, file: &File) -> io::Result<u64> {
+    fn write_run(&mut self, file: &File, run: &[u8], start: usize) -> io::Result<()> {
+        let at = self.offset + start as u64;
+        file.write_all_at(run, at)?;
+        self.written_end = self.written_end.max(at + run.len() as u64);
+        Ok(())
+    }
+
+    /// Writes the last partial block unless it is all zeros; returns the bytes received in
+    /// all. The file needs its length set when `written_end` is short of that.
+    fn finish_tail(&mut self, file: &File) -> io::Result<u64> {
         if !is_zero(&self.tail) {
-            file.write_all_at(&self.tail, self.offset)?;
+            let tail = std::mem::take(&mut self.tail);
+            self.write_run(file, &tail, 0)?;
+            self.tail = tail;
         }
         self.offset += self.tail.len() as u64;
         self.tail.clear();
-        file.set_len(self.offset)?;
         Ok(self.offset)
     }
 }
@@ -195,7 +336,10 @@ mod tests {
         for p in pieces {
             s.write(&file, p).unwrap();
         }
-        let len = s.finish(&file).unwrap();
+        let len = s.finish_tail(&file).unwrap();
+        if s.written_end < len {
+            file.set_len(len).unwrap();
+        }
         assert_eq!(len, file.metadata().unwrap().len());
         let blocks = file.metadata().unwrap().blocks();
         (std::fs::read(&path).unwrap(), blocks)

@@ -90,6 +90,7 @@ impl<'a> TreeRestore<'a> {
         overwrite: bool,
         includes: &'a Includes,
         payload: Option<RandomReader<'a>>,
+        threads: usize,
     ) -> Result<Self> {
         std::fs::create_dir_all(target).map_err(|e| {
             fail(
@@ -97,7 +98,7 @@ impl<'a> TreeRestore<'a> {
                 format!("cannot create restore target {}: {e}", target.display()),
             )
         })?;
-        let restorer = Restorer::open(target, RestoreOptions { overwrite })?;
+        let restorer = Restorer::open(target, RestoreOptions { overwrite })?.with_writers(threads);
         Ok(TreeRestore {
             restorer,
             payload,
@@ -297,7 +298,7 @@ pub fn restore(
             }
             None => (None, None),
         };
-        let mut tree = TreeRestore::new(Path::new(target), overwrite, &includes, reader)?;
+        let mut tree = TreeRestore::new(Path::new(target), overwrite, &includes, reader, threads)?;
         with_stream(store, index, archive, threads, counters, |stream| {
             let mut decoder = Decoder::new(stream);
             while let Some(event) = decoder
