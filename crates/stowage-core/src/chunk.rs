@@ -28,16 +28,28 @@ pub fn decode_and_verify(
     expected_len: usize,
     out: &mut Vec<u8>,
 ) -> Result<(), ChunkCheckError> {
+    decode_checked(decoder, encoded, expected_len, out)?;
+    let actual = sha256(out);
+    if actual != *digest {
+        return Err(ChunkCheckError::Digest(actual));
+    }
+    Ok(())
+}
+
+/// Decodes an encoded chunk into `out` and checks its length; the digest is left to the
+/// caller (who may hash two chunks at once).
+pub fn decode_checked(
+    decoder: &mut BlobDecoder,
+    encoded: &[u8],
+    expected_len: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), ChunkCheckError> {
     decoder.decode_into(encoded, out, expected_len)?;
     if out.len() != expected_len {
         return Err(ChunkCheckError::Length {
             expected: expected_len,
             actual: out.len(),
         });
-    }
-    let actual = sha256(out);
-    if actual != *digest {
-        return Err(ChunkCheckError::Digest(actual));
     }
     Ok(())
 }

@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
-use stowage_format::BlobDecoder;
+use stowage_format::{sha256, sha256_pair, BlobDecoder};
 use stowage_types::Digest;
 
-use crate::chunk::{decode_and_verify, zero_digest};
+use crate::chunk::{decode_and_verify, decode_checked, zero_digest, ChunkCheckError};
 use crate::{ChunkLayout, ChunkSource, ImageTarget, PipelineError};
 
 /// Live counters for a progress display.
@@ -156,6 +156,123 @@ pub fn restore_image(
     })
 }
 
+/// What a worker does with one chunk of the index.
+enum Step {
+    /// Done without reading: a zero chunk, or a repeated chunk already decoded.
+    Ready(Piece),
+    /// Read, decode and verify it.
+    Fetch,
+}
+
+struct FetchWorker<'a> {
+    index: &'a dyn ChunkLayout,
+    source: &'a dyn ChunkSource,
+    cache: &'a RepeatCache,
+    is_zero_chunk: &'a (dyn Fn(usize, &Digest) -> bool + Sync),
+    counters: &'a RestoreCounters,
+    decoder: BlobDecoder,
+    encoded: [Vec<u8>; 2],
+}
+
+impl FetchWorker<'_> {
+    fn step(&self, i: usize, mut buf: Vec<u8>) -> (Step, Vec<u8>) {
+        let (_, len, digest) = self.index.chunk(i);
+        if (self.is_zero_chunk)(len, digest) {
+            return (Step::Ready(Piece::Zero), buf);
+        }
+        if let Some(data) = self.cache.get(digest) {
+            buf.clear();
+            buf.extend_from_slice(&data);
+            return (Step::Ready(Piece::Data { buf, encoded: 0 }), Vec::new());
+        }
+        (Step::Fetch, buf)
+    }
+
+    fn fetch(&mut self, i: usize, mut buf: Vec<u8>) -> Result<Fetched, PipelineError> {
+        let (offset, len, digest) = self.index.chunk(i);
+        let n = fetch_one(
+            self.source,
+            &mut self.decoder,
+            digest,
+            offset,
+            len,
+            &mut self.encoded[0],
+            &mut buf,
+        )?;
+        Ok(self.fetched(i, buf, n))
+    }
+
+    /// Two chunks read and decoded one after the other, then hashed together
+    /// ([`sha256_pair`]).
+    fn fetch_pair(
+        &mut self,
+        (i, mut a): (usize, Vec<u8>),
+        (j, mut b): (usize, Vec<u8>),
+    ) -> [Result<Fetched, PipelineError>; 2] {
+        let ea = self.read_decoded(i, 0, &mut a);
+        let eb = self.read_decoded(j, 1, &mut b);
+        let (ea, eb) = match (ea, eb) {
+            (Ok(na), Ok(nb)) => {
+                let (da, db) = sha256_pair(&a, &b);
+                (
+                    self.check(i, &da).map(|()| na),
+                    self.check(j, &db).map(|()| nb),
+                )
+            }
+            (ea, eb) => (
+                ea.and_then(|n| self.check(i, &sha256(&a)).map(|()| n)),
+                eb.and_then(|n| self.check(j, &sha256(&b)).map(|()| n)),
+            ),
+        };
+        [
+            ea.map(|n| self.fetched(i, a, n)),
+            eb.map(|n| self.fetched(j, b, n)),
+        ]
+    }
+
+    /// Reads chunk `i` into `self.encoded[slot]` and decodes it into `out` (length checked, the
+    /// digest not yet); returns its encoded size.
+    fn read_decoded(
+        &mut self,
+        i: usize,
+        slot: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<u64, PipelineError> {
+        let (offset, len, digest) = self.index.chunk(i);
+        let encoded = &mut self.encoded[slot];
+        self.source.read_chunk(digest, encoded)?;
+        decode_checked(&mut self.decoder, encoded, len, out).map_err(|source| {
+            PipelineError::Corrupt {
+                digest: *digest,
+                offset,
+                source,
+            }
+        })?;
+        Ok(encoded.len() as u64)
+    }
+
+    fn check(&self, i: usize, actual: &Digest) -> Result<(), PipelineError> {
+        let (offset, _, digest) = self.index.chunk(i);
+        match actual == digest {
+            true => Ok(()),
+            false => Err(PipelineError::Corrupt {
+                digest: *digest,
+                offset,
+                source: ChunkCheckError::Digest(*actual),
+            }),
+        }
+    }
+
+    fn fetched(&self, i: usize, buf: Vec<u8>, encoded: u64) -> Fetched {
+        self.cache.put(self.index.chunk(i).2, &buf);
+        self.counters.read.fetch_add(encoded, Ordering::Relaxed);
+        Fetched {
+            index: i,
+            piece: Piece::Data { buf, encoded },
+        }
+    }
+}
+
 fn fetch_worker(
     index: &dyn ChunkLayout,
     source: &dyn ChunkSource,
@@ -165,49 +282,46 @@ fn fetch_worker(
     done: Sender<Result<Fetched, PipelineError>>,
     counters: &RestoreCounters,
 ) {
-    let mut decoder = match BlobDecoder::new() {
+    let decoder = match BlobDecoder::new() {
         Ok(d) => d,
         Err(e) => {
             let _ = done.send(Err(PipelineError::Thread(e.to_string())));
             return;
         }
     };
-    let mut encoded = Vec::new();
-    for (i, mut buf) in jobs {
-        let (offset, len, digest) = index.chunk(i);
-        let result = if is_zero_chunk(len, digest) {
-            Ok(Fetched {
-                index: i,
-                piece: Piece::Zero,
-            })
-        } else if let Some(data) = cache.get(digest) {
-            buf.clear();
-            buf.extend_from_slice(&data);
-            Ok(Fetched {
-                index: i,
-                piece: Piece::Data { buf, encoded: 0 },
-            })
-        } else {
-            fetch_one(
-                source,
-                &mut decoder,
-                digest,
-                offset,
-                len,
-                &mut encoded,
-                &mut buf,
-            )
-            .map(|n| {
-                cache.put(digest, &buf);
-                counters.read.fetch_add(n, Ordering::Relaxed);
-                Fetched {
-                    index: i,
-                    piece: Piece::Data { buf, encoded: n },
+    let mut worker = FetchWorker {
+        index,
+        source,
+        cache,
+        is_zero_chunk,
+        counters,
+        decoder,
+        encoded: [Vec::new(), Vec::new()],
+    };
+    // A chunk taken from the queue to pair with, that turned out to need no fetching.
+    let mut waiting: Option<(usize, Vec<u8>)> = None;
+    while let Some((i, buf)) = waiting.take().or_else(|| jobs.recv().ok()) {
+        let results = match worker.step(i, buf) {
+            (Step::Ready(piece), _) => vec![Ok(Fetched { index: i, piece })],
+            (Step::Fetch, buf) => match jobs.try_recv() {
+                // The same chunk again: it comes from the repeat cache once fetched.
+                Ok((j, other)) if index.chunk(j).2 == index.chunk(i).2 => {
+                    waiting = Some((j, other));
+                    vec![worker.fetch(i, buf)]
                 }
-            })
+                Ok((j, other)) => match worker.step(j, other) {
+                    (Step::Fetch, other) => worker.fetch_pair((i, buf), (j, other)).into(),
+                    (Step::Ready(piece), _) => {
+                        vec![worker.fetch(i, buf), Ok(Fetched { index: j, piece })]
+                    }
+                },
+                Err(_) => vec![worker.fetch(i, buf)],
+            },
         };
-        if done.send(result).is_err() {
-            return;
+        for result in results {
+            if done.send(result).is_err() {
+                return;
+            }
         }
     }
 }
@@ -389,6 +503,40 @@ mod tests {
         .unwrap();
         assert_eq!(target.data, data);
         assert_eq!(store.reads(), 2);
+    }
+
+    #[test]
+    fn a_pair_of_chunks_is_verified_each_on_its_own() {
+        let data = sample();
+        let store = MemStore::default();
+        let index = backup(&data, &store);
+        let cache = RepeatCache::new(&index, 0);
+        let never_zero = |_: usize, _: &Digest| false;
+        let mut worker = FetchWorker {
+            index: &index,
+            source: &store,
+            cache: &cache,
+            is_zero_chunk: &never_zero,
+            counters: &RestoreCounters::default(),
+            decoder: BlobDecoder::new().unwrap(),
+            encoded: [Vec::new(), Vec::new()],
+        };
+        let [a, b] = worker.fetch_pair((1, Vec::new()), (2, Vec::new()));
+        for (i, fetched) in [(1, a), (2, b)] {
+            let Piece::Data { buf, .. } = fetched.unwrap().piece else {
+                panic!("chunk {i} is data")
+            };
+            assert!(buf == data[i * 4096..(i + 1) * 4096], "chunk {i}");
+        }
+        // The second of a pair holds another chunk's data: only it fails, at its own offset.
+        store.put(&index.digests[6], store.blob(&index.digests[1]));
+        let [a, b] = worker.fetch_pair((5, Vec::new()), (6, Vec::new()));
+        assert!(a.is_ok());
+        let err = b.err().expect("chunk 6 is corrupt");
+        assert!(
+            matches!(err, PipelineError::Corrupt { offset: 24576, .. }),
+            "{err}"
+        );
     }
 
     #[test]
