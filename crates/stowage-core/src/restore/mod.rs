@@ -3,12 +3,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 use stowage_format::{sha256, sha256_pair, BlobDecoder};
 use stowage_types::Digest;
+
+mod repeat_cache;
+
+use repeat_cache::{Lookup, RepeatCache};
 
 use crate::chunk::{decode_and_verify, decode_checked, zero_digest, ChunkCheckError};
 use crate::{ChunkLayout, ChunkSource, ImageTarget, PipelineError};
@@ -41,51 +44,6 @@ enum Piece {
 struct Fetched {
     index: usize,
     piece: Piece,
-}
-
-/// Verified data of chunks that occur more than once in the index, so a repeated chunk is read,
-/// decompressed and hashed once. At most `capacity` chunks are kept.
-struct RepeatCache {
-    repeated: HashMap<Digest, u32>,
-    entries: Mutex<HashMap<Digest, Arc<Vec<u8>>>>,
-    capacity: usize,
-}
-
-impl RepeatCache {
-    fn new(index: &dyn ChunkLayout, capacity: usize) -> Self {
-        let mut counts: HashMap<Digest, u32> = HashMap::new();
-        for i in 0..index.chunk_count() {
-            *counts.entry(*index.chunk(i).2).or_default() += 1;
-        }
-        counts.retain(|_, n| *n > 1);
-        RepeatCache {
-            repeated: counts,
-            entries: Mutex::new(HashMap::new()),
-            capacity,
-        }
-    }
-
-    fn get(&self, digest: &Digest) -> Option<Arc<Vec<u8>>> {
-        if !self.repeated.contains_key(digest) {
-            return None;
-        }
-        self.entries.lock().ok()?.get(digest).cloned()
-    }
-
-    fn put(&self, digest: &Digest, data: &[u8]) {
-        if self.capacity == 0 || !self.repeated.contains_key(digest) {
-            return;
-        }
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= self.capacity {
-                let victim = entries.keys().next().copied();
-                if let Some(v) = victim {
-                    entries.remove(&v);
-                }
-            }
-            entries.insert(*digest, Arc::new(data.to_vec()));
-        }
-    }
 }
 
 /// How many repeated chunks a restore keeps decoded.
@@ -175,17 +133,29 @@ struct FetchWorker<'a> {
 }
 
 impl FetchWorker<'_> {
-    fn step(&self, i: usize, mut buf: Vec<u8>) -> (Step, Vec<u8>) {
+    /// What chunk `i` needs. `wait`: whether to wait for a chunk another worker is fetching
+    /// (`None` comes back if not; a worker holding a claim must not wait).
+    fn step(&self, i: usize, mut buf: Vec<u8>, wait: bool) -> (Option<Step>, Vec<u8>) {
         let (_, len, digest) = self.index.chunk(i);
         if (self.is_zero_chunk)(len, digest) {
-            return (Step::Ready(Piece::Zero), buf);
+            return (Some(Step::Ready(Piece::Zero)), buf);
         }
-        if let Some(data) = self.cache.get(digest) {
-            buf.clear();
-            buf.extend_from_slice(&data);
-            return (Step::Ready(Piece::Data { buf, encoded: 0 }), Vec::new());
+        let lookup = match wait {
+            true => self.cache.lookup(digest),
+            false => self.cache.try_lookup(digest),
+        };
+        match lookup {
+            Lookup::Hit(data) => {
+                buf.clear();
+                buf.extend_from_slice(&data);
+                (
+                    Some(Step::Ready(Piece::Data { buf, encoded: 0 })),
+                    Vec::new(),
+                )
+            }
+            Lookup::Single | Lookup::Claimed => (Some(Step::Fetch), buf),
+            Lookup::Busy => (None, buf),
         }
-        (Step::Fetch, buf)
     }
 
     fn fetch(&mut self, i: usize, mut buf: Vec<u8>) -> Result<Fetched, PipelineError> {
@@ -198,8 +168,8 @@ impl FetchWorker<'_> {
             len,
             &mut self.encoded[0],
             &mut buf,
-        )?;
-        Ok(self.fetched(i, buf, n))
+        );
+        self.finish(i, buf, n)
     }
 
     /// Two chunks read and decoded one after the other, then hashed together
@@ -224,10 +194,23 @@ impl FetchWorker<'_> {
                 eb.and_then(|n| self.check(j, &sha256(&b)).map(|()| n)),
             ),
         };
-        [
-            ea.map(|n| self.fetched(i, a, n)),
-            eb.map(|n| self.fetched(j, b, n)),
-        ]
+        [self.finish(i, a, ea), self.finish(j, b, eb)]
+    }
+
+    /// A fetched chunk, or the claim on it given up.
+    fn finish(
+        &self,
+        i: usize,
+        buf: Vec<u8>,
+        result: Result<u64, PipelineError>,
+    ) -> Result<Fetched, PipelineError> {
+        match result {
+            Ok(n) => Ok(self.fetched(i, buf, n)),
+            Err(e) => {
+                self.cache.abandon(self.index.chunk(i).2);
+                Err(e)
+            }
+        }
     }
 
     /// Reads chunk `i` into `self.encoded[slot]` and decodes it into `out` (length checked, the
@@ -298,21 +281,25 @@ fn fetch_worker(
         decoder,
         encoded: [Vec::new(), Vec::new()],
     };
-    // A chunk taken from the queue to pair with, that turned out to need no fetching.
+    // A chunk taken from the queue to pair with, but not fetched with the one before.
     let mut waiting: Option<(usize, Vec<u8>)> = None;
     while let Some((i, buf)) = waiting.take().or_else(|| jobs.recv().ok()) {
-        let results = match worker.step(i, buf) {
-            (Step::Ready(piece), _) => vec![Ok(Fetched { index: i, piece })],
-            (Step::Fetch, buf) => match jobs.try_recv() {
+        let results = match worker.step(i, buf, true) {
+            (Some(Step::Ready(piece)), _) => vec![Ok(Fetched { index: i, piece })],
+            (_, buf) => match jobs.try_recv() {
                 // The same chunk again: it comes from the repeat cache once fetched.
                 Ok((j, other)) if index.chunk(j).2 == index.chunk(i).2 => {
                     waiting = Some((j, other));
                     vec![worker.fetch(i, buf)]
                 }
-                Ok((j, other)) => match worker.step(j, other) {
-                    (Step::Fetch, other) => worker.fetch_pair((i, buf), (j, other)).into(),
-                    (Step::Ready(piece), _) => {
+                Ok((j, other)) => match worker.step(j, other, false) {
+                    (Some(Step::Fetch), other) => worker.fetch_pair((i, buf), (j, other)).into(),
+                    (Some(Step::Ready(piece)), _) => {
                         vec![worker.fetch(i, buf), Ok(Fetched { index: j, piece })]
+                    }
+                    (None, other) => {
+                        waiting = Some((j, other));
+                        vec![worker.fetch(i, buf)]
                     }
                 },
                 Err(_) => vec![worker.fetch(i, buf)],
