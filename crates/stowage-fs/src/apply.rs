@@ -49,6 +49,49 @@ pub(crate) struct ApplyCtx {
     pub stats: RestoreStats,
 }
 
+/// Who creates inodes, and with which umask: what a new file gets without `fchown`/`fchmod`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Creator {
+    pub uid: u32,
+    pub gid: u32,
+    /// `None` if it could not be read: then every file gets its owner and mode set.
+    pub umask: Option<u32>,
+}
+
+impl Creator {
+    pub fn current() -> Creator {
+        Creator {
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+            umask: read_umask(),
+        }
+    }
+
+    /// The permission bits to create a regular file with so that it has `meta`'s owner and
+    /// mode at once, or `None` if owner or mode must be set after (another owner, setuid,
+    /// setgid or sticky bits, bits the umask would clear, an ACL, or a directory whose group
+    /// new files take).
+    pub fn created_as_wanted(&self, meta: &Metadata, plain_dir: bool) -> Option<u32> {
+        let mode = (meta.stat.mode & 0o7777) as u32;
+        let umask = self.umask?;
+        let as_wanted = plain_dir
+            && meta.stat.uid == self.uid
+            && meta.stat.gid == self.gid
+            && mode & 0o7000 == 0
+            && mode & umask == 0
+            && meta.acl.is_empty();
+        as_wanted.then_some(mode)
+    }
+}
+
+/// The process umask, from `/proc/self/status` (reading it with `umask(2)` would change it for
+/// a moment, under the other threads' feet).
+fn read_umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+    u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
+}
+
 /// The restored inode metadata is applied to.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Node<'a> {
@@ -79,12 +122,23 @@ pub(crate) fn apply(
     ctx: &mut ApplyCtx,
     path: &Path,
 ) -> Result<(), RestoreError> {
-    let ft = meta.file_type();
-    let is_symlink = ft == Some(FileType::Symlink);
     set_owner(node, meta, ctx, path)?;
-    if !is_symlink {
+    if meta.file_type() != Some(FileType::Symlink) {
         set_mode(node, meta, path)?;
     }
+    apply_after_mode(node, meta, ctx, path)
+}
+
+/// As [`apply`], for an inode created with the owner and mode it is to have (see
+/// [`created_as_wanted`]): extended attributes, ACL, file capabilities and mtime.
+pub(crate) fn apply_after_mode(
+    node: Node<'_>,
+    meta: &Metadata,
+    ctx: &mut ApplyCtx,
+    path: &Path,
+) -> Result<(), RestoreError> {
+    let ft = meta.file_type();
+    let is_symlink = ft == Some(FileType::Symlink);
     set_xattrs(node, meta, ctx, path)?;
     if !is_symlink {
         set_acl(node, meta, ft == Some(FileType::Directory), ctx, path)?;

@@ -236,6 +236,63 @@ mod tests {
     }
 
     #[test]
+    fn owner_and_mode_are_right_whether_or_not_set_at_creation() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir_in("/dev/shm")
+            .or_else(|_| tempfile::tempdir())
+            .unwrap();
+        let (uid, gid) = (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        );
+        let is_root = uid == 0;
+        // A setgid target whose group differs from ours passes that group on to new files:
+        // a file that is to have our group must get it set.
+        let sgid = dir.path().join("sgid");
+        std::fs::create_dir(&sgid).unwrap();
+        if is_root {
+            nix::unistd::chown(&sgid, None, Some(nix::unistd::Gid::from_raw(4242))).unwrap();
+        }
+        std::fs::set_permissions(&sgid, PermissionsExt::from_mode(0o2777)).unwrap();
+        let modes = [
+            0o644, 0o600, 0o664, 0o777, 0o4755, 0o2750, 0o1777, 0o444, 0o000,
+        ];
+        for target in [dir.path(), sgid.as_path()] {
+            let mut restorer = Restorer::open(target, RestoreOptions::default())
+                .unwrap()
+                .with_writers(2);
+            for (i, mode) in modes.iter().enumerate() {
+                let mut meta = metadata(*mode, 7);
+                meta.stat.gid = gid;
+                if is_root && i % 2 == 1 {
+                    (meta.stat.uid, meta.stat.gid) = (1000 + i as u32, 2000 + i as u32);
+                }
+                let mut w = restorer
+                    .create_file(OsStr::new(&format!("m{i}")), &meta, 3)
+                    .unwrap();
+                w.put(b"abc").unwrap();
+                w.finish().unwrap();
+            }
+            restorer.finish(None).unwrap();
+            for (i, mode) in modes.iter().enumerate() {
+                let m = std::fs::metadata(target.join(format!("m{i}"))).unwrap();
+                assert_eq!(
+                    m.mode() & 0o7777,
+                    *mode as u32,
+                    "mode of m{i} in {target:?}"
+                );
+                if is_root {
+                    let want = match i % 2 {
+                        1 => (1000 + i as u32, 2000 + i as u32),
+                        _ => (uid, gid),
+                    };
+                    assert_eq!((m.uid(), m.gid()), want, "owner of m{i} in {target:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn a_short_pooled_file_is_refused_and_the_pool_still_finishes() {
         let dir = tempfile::tempdir_in("/dev/shm")
             .or_else(|_| tempfile::tempdir())

@@ -19,7 +19,7 @@ use nix::unistd::{linkat, symlinkat, unlinkat, UnlinkatFlags};
 use stowage_archive::format::{check_name, check_relative_path, MAX_PATH_LEN};
 use stowage_archive::{FileType, Metadata};
 
-use crate::apply::{self, ApplyCtx, Node, RestoreStats};
+use crate::apply::{self, ApplyCtx, Creator, Node, RestoreStats};
 use crate::error::RestoreError;
 use crate::parallel::Pool;
 use crate::writer::FileWriter;
@@ -38,6 +38,9 @@ pub struct RestoreOptions {
 struct OpenDir {
     fd: OwnedFd,
     metadata: Metadata,
+    /// Created by this restore below a plain directory: new entries get the creator's group
+    /// (no setgid bit passes its group on).
+    plain: bool,
 }
 
 /// Creates archive entries below a target directory; see the module documentation.
@@ -51,6 +54,9 @@ pub struct Restorer {
     ctx: ApplyCtx,
     /// Threads writing file content, if the restore asked for them.
     pool: Option<Pool>,
+    creator: Creator,
+    /// The target directory passes no group on to new entries (it has no setgid bit).
+    root_plain: bool,
 }
 
 const DIR_FLAGS: OFlag = OFlag::O_RDONLY
@@ -80,6 +86,8 @@ impl Restorer {
                 stats: RestoreStats::default(),
             },
             pool: None,
+            creator: Creator::current(),
+            root_plain: st.st_mode & libc::S_ISGID == 0,
         })
     }
 
@@ -118,10 +126,14 @@ impl Restorer {
     pub fn enter_dir(&mut self, name: &OsStr, metadata: &Metadata) -> Result<(), RestoreError> {
         let path = self.entry_path(name)?;
         let dir = self.cur();
+        // A directory this restore makes has no setgid bit of its own; one it merges into may.
+        let mut plain = self.cur_plain();
         match mkdirat(dir, name, Mode::S_IRWXU) {
             Ok(()) => {}
             Err(Errno::EEXIST) if self.options.overwrite => {
-                if !is_dir_at(dir, name, &path)? {
+                if is_dir_at(dir, name, &path)? {
+                    plain = false;
+                } else {
                     unlink(dir, name, &path)?;
                     mkdirat(dir, name, Mode::S_IRWXU)
                         .map_err(RestoreError::io(&path, "create directory"))?;
@@ -136,6 +148,7 @@ impl Restorer {
         self.stack.push(OpenDir {
             fd,
             metadata: metadata.clone(),
+            plain,
         });
         self.path = path;
         Ok(())
@@ -182,7 +195,12 @@ impl Restorer {
             | OFlag::O_NOFOLLOW
             | OFlag::O_CLOEXEC
             | OFlag::O_NOCTTY;
-        let mode = Mode::S_IRUSR | Mode::S_IWUSR;
+        // Owner and mode are set after the content, unless the new file gets them at once.
+        let preset = self.creator.created_as_wanted(metadata, self.cur_plain());
+        let mode = match preset {
+            Some(bits) => Mode::from_bits_truncate(bits as libc::mode_t),
+            None => Mode::S_IRUSR | Mode::S_IWUSR,
+        };
         let fd = self.create_with(name, &path, "file", "create", |dir| {
             openat(dir, name, flags, mode)
         })?;
@@ -193,6 +211,7 @@ impl Restorer {
             path,
             &mut self.ctx,
             self.pool.as_ref(),
+            preset.is_some(),
         ))
     }
 
@@ -303,6 +322,11 @@ impl Restorer {
             apply::apply(node, meta, &mut self.ctx, Path::new("."))?;
         }
         Ok(self.ctx.stats)
+    }
+
+    /// Whether new entries in the current directory get the creator's group.
+    fn cur_plain(&self) -> bool {
+        self.stack.last().map_or(self.root_plain, |d| d.plain)
     }
 
     /// The directory new entries go into.

@@ -32,6 +32,8 @@ pub(crate) struct Target {
     pub size: u64,
     /// The file ends in a hole: its length must be set.
     pub needs_len: AtomicBool,
+    /// Created with the owner and mode it is to have: neither is set again.
+    pub preset: bool,
 }
 
 impl Target {
@@ -42,12 +44,11 @@ impl Target {
                 .set_len(self.size)
                 .map_err(|source| write_error(&self.path, source))?;
         }
-        apply::apply(
-            Node::Open(self.file.as_fd()),
-            &self.metadata,
-            ctx,
-            &self.path,
-        )
+        let node = Node::Open(self.file.as_fd());
+        match self.preset {
+            true => apply::apply_after_mode(node, &self.metadata, ctx, &self.path),
+            false => apply::apply(node, &self.metadata, ctx, &self.path),
+        }
     }
 
     /// Writes one piece of content at `offset` (a multiple of [`PIECE`]).
@@ -110,6 +111,7 @@ impl<'a> FileWriter<'a> {
         path: PathBuf,
         ctx: &'a mut ApplyCtx,
         pool: Option<&'a Pool>,
+        preset: bool,
     ) -> FileWriter<'a> {
         let sink = match pool {
             // The buffer is taken at the first byte: an empty file needs none.
@@ -127,6 +129,7 @@ impl<'a> FileWriter<'a> {
                 metadata: metadata.clone(),
                 size: expected,
                 needs_len: AtomicBool::new(false),
+                preset,
             }),
             sink,
             received: 0,
