@@ -25,6 +25,13 @@ pub trait ImageTarget {
     /// Writes `data` at `offset`. Calls arrive in ascending offset order.
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()>;
 
+    /// As [`write_at`](ImageTarget::write_at), taking the buffer; returns a buffer for the
+    /// pipeline to decode into next (the same one, unless the target kept it).
+    fn write_owned(&mut self, offset: u64, data: Vec<u8>) -> io::Result<Vec<u8>> {
+        self.write_at(offset, &data)?;
+        Ok(data)
+    }
+
     /// The range is all zeros: leave a hole where the target can, write zeros where it cannot.
     fn write_zeroes(&mut self, offset: u64, len: u64) -> io::Result<()>;
 

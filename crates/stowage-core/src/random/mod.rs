@@ -46,25 +46,49 @@ pub struct RandomReader<'a> {
     pending: Option<(u64, Vec<u8>)>,
 }
 
+/// The restore pipeline's end of a [`ChunkFeed`]: pass it to [`restore_image`](crate::restore_image)
+/// as the target. All-zero chunks are not sent (the reader knows them by digest). Chunks move
+/// to the reader without a copy, and the buffers the reader is done with come back to be
+/// decoded into again.
+pub struct FeedTarget {
+    chunks: crossbeam_channel::Sender<(u64, Vec<u8>)>,
+    spare: crossbeam_channel::Receiver<Vec<u8>>,
+}
+
 /// Chunks fetched, decoded and verified ahead of a [`RandomReader`], in stream order, as (start
 /// offset, data): the restore pipeline fills it on other threads while the reader's owner works.
-pub type ChunkFeed = crossbeam_channel::Receiver<(u64, Vec<u8>)>;
-
-/// The restore pipeline's end of a [`ChunkFeed`]: pass it to [`restore_image`](crate::restore_image)
-/// as the target. All-zero chunks are not sent (the reader knows them by digest).
-pub struct FeedTarget(crossbeam_channel::Sender<(u64, Vec<u8>)>);
+pub struct ChunkFeed {
+    chunks: crossbeam_channel::Receiver<(u64, Vec<u8>)>,
+    /// Buffers going back to the pipeline.
+    spare: crossbeam_channel::Sender<Vec<u8>>,
+}
 
 /// A feed holding at most `chunks` chunks ahead of the reader.
 pub fn chunk_feed(chunks: usize) -> (FeedTarget, ChunkFeed) {
     let (tx, rx) = crossbeam_channel::bounded(chunks.max(1));
-    (FeedTarget(tx), rx)
+    let (spare_tx, spare_rx) = crossbeam_channel::bounded(2);
+    (
+        FeedTarget {
+            chunks: tx,
+            spare: spare_rx,
+        },
+        ChunkFeed {
+            chunks: rx,
+            spare: spare_tx,
+        },
+    )
 }
 
 impl crate::ImageTarget for FeedTarget {
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.0
-            .send((offset, data.to_vec()))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the reader stopped"))
+        self.write_owned(offset, data.to_vec()).map(drop)
+    }
+
+    fn write_owned(&mut self, offset: u64, data: Vec<u8>) -> io::Result<Vec<u8>> {
+        self.chunks
+            .send((offset, data))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the reader stopped"))?;
+        Ok(self.spare.try_recv().unwrap_or_default())
     }
 
     fn write_zeroes(&mut self, _offset: u64, _len: u64) -> io::Result<()> {
@@ -144,7 +168,7 @@ impl<'a> RandomReader<'a> {
         loop {
             let item = match self.pending.take() {
                 Some(item) => item,
-                None => match self.feed.as_ref()?.recv() {
+                None => match self.feed.as_ref()?.chunks.recv() {
                     Ok(item) => item,
                     Err(_) => {
                         self.feed = None;
@@ -158,8 +182,20 @@ impl<'a> RandomReader<'a> {
                     self.pending = Some(item);
                     return None;
                 }
-                std::cmp::Ordering::Less => self.spare = item.1, // not needed: reuse the buffer
+                std::cmp::Ordering::Less => self.recycle(item.1), // not needed
             }
+        }
+    }
+
+    /// A decoded chunk no longer needed: back to the feeding pipeline if there is one and it
+    /// has room, else kept for the next direct read.
+    fn recycle(&mut self, buf: Vec<u8>) {
+        let back = match &self.feed {
+            Some(feed) => feed.spare.try_send(buf).err().map(|e| e.into_inner()),
+            None => Some(buf),
+        };
+        if let Some(buf) = back {
+            self.spare = buf;
         }
     }
 
@@ -279,7 +315,8 @@ impl<'a> RandomReader<'a> {
             self.cache.push(hit);
         } else if let Some(data) = self.take_fed(start).filter(|d| d.len() == len) {
             if self.cache.len() >= self.capacity {
-                self.spare = self.cache.remove(0).data;
+                let old = self.cache.remove(0).data;
+                self.recycle(old);
             }
             self.cache.push(Cached { index: i, data });
         } else {

@@ -363,9 +363,8 @@ fn write_in_order(
                     Vec::new()
                 }
                 Piece::Data { buf, encoded } => {
-                    target.write_at(offset, &buf).map_err(write_err)?;
                     stats.read_bytes += encoded;
-                    buf
+                    target.write_owned(offset, buf).map_err(write_err)?
                 }
             };
             counters.done.fetch_add(len as u64, Ordering::Relaxed);
