@@ -8,6 +8,7 @@ mod backup;
 mod cdc;
 mod chunk;
 mod error;
+mod fast_hash;
 mod layout;
 mod payload;
 mod pipe;
@@ -18,12 +19,13 @@ mod testutil;
 mod traits;
 
 pub use backup::{
-    backup_image, BackupCounters, BackupSession, ImageBackup, ImageBackupStats, ImageSource, Next,
-    StreamSource,
+    backup_image, backup_image_fast, BackupCounters, BackupSession, ImageBackup, ImageBackupStats,
+    ImageSource, Next, StreamSource,
 };
 pub use cdc::CdcSource;
 pub use chunk::{decode_and_verify, zero_digest, ChunkCheckError};
 pub use error::{PipelineError, StoreError};
+pub use fast_hash::{Blake3, FastHashes};
 pub use layout::ChunkLayout;
 pub use payload::{payload_pipe, PayloadSource, PayloadWriter};
 pub use pipe::{pipe, PipeReader, PipeWriter};

@@ -25,6 +25,12 @@ pub fn sha256(data: &[u8]) -> Digest {
     Digest(sha2::Sha256::digest(data).into())
 }
 
+/// BLAKE3 of a byte slice: not a chunk's name (that is its SHA-256), only a fast way for a client
+/// to recognise data it has seen before (see `stowage_core::FastHashes`).
+pub fn blake3(data: &[u8]) -> [u8; 32] {
+    *::blake3::hash(data).as_bytes()
+}
+
 /// SHA-256 of `len` zero bytes, hashed from a small buffer (no `len`-byte allocation).
 pub fn sha256_of_zeros(len: usize) -> Digest {
     use sha2::Digest as _;

@@ -6,6 +6,7 @@ mod archive_stream;
 mod cli;
 mod cmd;
 mod exit;
+mod fast_hash_cache;
 mod output;
 mod profile;
 mod progress;

@@ -8,19 +8,23 @@ use stowage_types::{ArchiveName, BackupTime, ErrorClass};
 use super::summary::ArchiveSummary;
 use super::Ctx;
 use crate::exit::fail;
+use crate::fast_hash_cache::Pairs;
 use crate::source::Source;
 
+/// The index, the summary, and the (SHA-256, BLAKE3) pairs of its data chunks for the next
+/// backup's fast hashes.
 pub(super) fn backup(
     ctx: &Ctx<'_>,
     name: &ArchiveName,
     mut src: Source,
-) -> Result<(FixedIndex, ArchiveSummary)> {
+) -> Result<(FixedIndex, ArchiveSummary, Pairs)> {
     let image = ctx.run_pipeline(
         name.user_name(),
         src.size,
         &mut *src.reader,
         &src.name,
         DEFAULT_CHUNK_SIZE as usize,
+        Some(ctx.fast),
     )?;
     if image.size == 0 {
         return Err(fail(
@@ -28,6 +32,14 @@ pub(super) fn backup(
             format!("source {} is empty; nothing to back up", src.name),
         ));
     }
+    let mut pairs: Pairs = image
+        .digests
+        .iter()
+        .zip(&image.blake3)
+        .filter_map(|(d, b)| b.map(|b| (*d, b)))
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
     let index = FixedIndex {
         uuid: *uuid::Uuid::new_v4().as_bytes(),
         ctime: BackupTime::now().epoch(),
@@ -36,5 +48,5 @@ pub(super) fn backup(
         digests: image.digests,
     };
     let summary = ArchiveSummary::new(name.user_name(), &src.name, &image.stats);
-    Ok((index, summary))
+    Ok((index, summary, pairs))
 }

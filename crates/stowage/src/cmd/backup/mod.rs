@@ -6,22 +6,28 @@ mod reuse;
 mod summary;
 mod tree;
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use stowage_core::{backup_image, BackupCounters, BackupSession, ImageBackup, ImageSource};
+use stowage_core::{
+    backup_image, backup_image_fast, BackupCounters, BackupSession, FastHashes, ImageBackup,
+    ImageSource,
+};
 use stowage_datastore::Datastore;
 use stowage_format::CatalogWriter;
-use stowage_types::{ArchiveKind, ArchiveName, BackupGroup, BackupTime, ErrorClass};
+use stowage_types::{
+    ArchiveKind, ArchiveName, BackupGroup, BackupTime, Digest, ErrorClass, SnapshotRef,
+};
 
 use crate::cli::{BackupArgs, ChangeDetection, GlobalOpts, OutputFormat};
 use crate::exit::{fail, OK, PARTIAL};
 use crate::output::{bytes, print_json, rate};
 use crate::progress::Reporter;
-use crate::{repo, source};
+use crate::{fast_hash_cache, repo, source};
 use summary::{ratio, totals};
 
 /// Largest file stored whole as a blob.
@@ -126,6 +132,8 @@ pub(super) struct Ctx<'a> {
     store: &'a Datastore,
     session: &'a BackupSession,
     threads: usize,
+    /// The previous backups' BLAKE3 pairs, for image archives.
+    fast: &'a FastHashes,
 }
 
 impl Ctx<'_> {
@@ -137,6 +145,7 @@ impl Ctx<'_> {
         source: &mut dyn ImageSource,
         source_name: &str,
         chunk_size: usize,
+        fast: Option<&FastHashes>,
     ) -> Result<ImageBackup> {
         let counters = Arc::new(BackupCounters::default());
         let probe = counters.clone();
@@ -151,15 +160,28 @@ impl Ctx<'_> {
             }),
             !self.g.quiet,
         );
-        let result = backup_image(
-            source,
-            source_name,
-            self.store.chunk_store(),
-            self.session,
-            chunk_size,
-            self.threads,
-            &counters,
-        );
+        let sink = self.store.chunk_store();
+        let result = match fast {
+            Some(fast) => backup_image_fast(
+                source,
+                source_name,
+                sink,
+                self.session,
+                chunk_size,
+                self.threads,
+                &counters,
+                fast,
+            ),
+            None => backup_image(
+                source,
+                source_name,
+                sink,
+                self.session,
+                chunk_size,
+                self.threads,
+                &counters,
+            ),
+        };
         reporter.finish();
         result.with_context(|| format!("backup of {label} failed"))
     }
@@ -240,11 +262,19 @@ pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
             session.known_count()
         );
     }
+    let fast = load_fast_hashes(&store, &group, writer.base(), &planned, session.known());
+    if g.verbose {
+        eprintln!(
+            "{} fast hashes (BLAKE3) from the previous backup",
+            fast.len()
+        );
+    }
     let ctx = Ctx {
         g,
         store: &store,
         session: &session,
         threads: super::threads(g),
+        fast: &fast,
     };
     let has_tree = planned.iter().any(|p| matches!(p, Planned::Tree(..)));
     let mut catalog = match has_tree {
@@ -252,13 +282,15 @@ pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
         false => None,
     };
     let mut summaries = Vec::new();
+    let mut fast_pairs = Vec::new();
     let mut blobs = Vec::new();
     let mut warnings = 0;
     for item in planned {
         let summary = match item {
             Planned::Image(spec, src) => {
-                let (index, summary) = image::backup(&ctx, &spec.name, src)?;
+                let (index, summary, pairs) = image::backup(&ctx, &spec.name, src)?;
                 writer.add_fixed_index(&spec.name, &index)?;
+                fast_pairs.push((spec.name.clone(), pairs));
                 summary
             }
             Planned::Tree(spec, root) => {
@@ -304,6 +336,7 @@ pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
         }),
     );
     let snapshot = writer.finish(unprotected)?;
+    save_fast_hashes(g, &store, &snapshot, &fast_pairs);
     let secs = started.elapsed().as_secs_f64();
     let mut report = json!({
         "snapshot": snapshot.to_string(),
@@ -337,4 +370,53 @@ pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
         return Ok(PARTIAL);
     }
     Ok(OK)
+}
+
+/// The BLAKE3 pairs the previous backups of this group's image archives left in the cache.
+fn load_fast_hashes(
+    store: &Datastore,
+    group: &BackupGroup,
+    base: Option<&SnapshotRef>,
+    planned: &[Planned],
+    known: &HashSet<Digest>,
+) -> FastHashes {
+    let Some(base) = base else {
+        return FastHashes::default();
+    };
+    let pairs = planned
+        .iter()
+        .filter_map(|p| match p {
+            Planned::Image(spec, _) => fast_hash_cache::dir(store, group, &spec.name),
+            _ => None,
+        })
+        .flat_map(|dir| fast_hash_cache::load(&dir, base.time.epoch()));
+    FastHashes::new(pairs, known)
+}
+
+/// Records this backup's BLAKE3 pairs for the next one; a cache that cannot be written only
+/// costs the next backup its speed-up.
+fn save_fast_hashes(
+    g: &GlobalOpts,
+    store: &Datastore,
+    snapshot: &SnapshotRef,
+    archives: &[(ArchiveName, fast_hash_cache::Pairs)],
+) {
+    let times: Vec<i64> = match store.snapshots(&snapshot.group) {
+        Ok(list) => list.iter().map(|s| s.snapshot.time.epoch()).collect(),
+        Err(_) => return,
+    };
+    for (name, pairs) in archives {
+        let Some(path) = fast_hash_cache::dir(store, &snapshot.group, name) else {
+            continue;
+        };
+        let exists = |t: i64| times.contains(&t);
+        if let Err(e) = fast_hash_cache::save(&path, snapshot.time.epoch(), pairs, exists) {
+            if g.verbose {
+                eprintln!(
+                    "warning: cannot write the fast-hash cache {}: {e}",
+                    path.display()
+                );
+            }
+        }
+    }
 }

@@ -165,6 +165,7 @@ fn encode_unified(
             &mut source,
             &spec.path,
             max_chunk(),
+            None,
         );
         let walked = walker
             .join()
@@ -215,6 +216,7 @@ fn encode_split(
                 &mut payload_source,
                 &spec.path,
                 max_chunk(),
+                None,
             )
         });
         let mut source = CdcSource::new(meta_reader, archive_chunker());
@@ -224,6 +226,7 @@ fn encode_split(
             &mut source,
             &spec.path,
             max_chunk(),
+            None,
         );
         let payload = payload
             .join()
@@ -260,6 +263,7 @@ pub(super) fn store_catalog(
         &mut source,
         "catalog",
         max,
+        None,
     )?;
     Ok(index_of(stream))
 }

@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 use stowage_chunker::is_zero;
-use stowage_format::{sha256, sha256_pair, BlobEncoder};
+use stowage_format::{blake3, sha256, sha256_pair, BlobEncoder};
 use stowage_types::Digest;
 
 use crate::chunk::zero_digest;
+use crate::fast_hash::{Blake3, FastHashes};
 use crate::{ChunkSink, PipelineError};
 
 /// Bytes of chunk buffers a backup aims to stay within (more only with very many threads).
@@ -37,6 +38,11 @@ impl BackupSession {
             known,
             claimed: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// The digests of the previous snapshot.
+    pub fn known(&self) -> &HashSet<Digest> {
+        &self.known
     }
 
     pub fn known_count(&self) -> usize {
@@ -102,6 +108,9 @@ pub struct ImageBackup {
     pub size: u64,
     pub chunk_size: u64,
     pub stats: ImageBackupStats,
+    /// With fast hashes ([`backup_image_fast`]): each chunk's BLAKE3, `None` for all-zero and
+    /// known chunks; empty otherwise.
+    pub blake3: Vec<Option<Blake3>>,
 }
 
 /// What [`ImageSource::next_chunk`] produced.
@@ -163,7 +172,11 @@ struct Done {
     len: u64,
     zero: bool,
     outcome: Outcome,
+    b3: Option<Blake3>,
 }
+
+/// A data chunk a worker hashes: where it goes, its data, whether it is all zeros, its BLAKE3.
+type Pending = (usize, Vec<u8>, bool, Option<Blake3>);
 
 /// Backs up one stream read sequentially from `source` in chunks of at most `chunk_size` bytes
 /// (exactly that for images; content-defined for archives, see [`CdcSource`]), with `threads`
@@ -178,6 +191,56 @@ pub fn backup_image(
     threads: usize,
     counters: &BackupCounters,
 ) -> Result<ImageBackup, PipelineError> {
+    let io = Stream {
+        source,
+        name: source_name,
+        sink,
+    };
+    run(io, session, chunk_size, threads, counters, None)
+}
+
+/// As [`backup_image`], recognising the previous backup's chunks by BLAKE3 where `fast` knows
+/// them (see [`FastHashes`]), and recording every data chunk's BLAKE3 in
+/// [`ImageBackup::blake3`] for the next backup.
+#[allow(clippy::too_many_arguments)]
+pub fn backup_image_fast(
+    source: &mut dyn ImageSource,
+    source_name: &str,
+    sink: &dyn ChunkSink,
+    session: &BackupSession,
+    chunk_size: usize,
+    threads: usize,
+    counters: &BackupCounters,
+    fast: &FastHashes,
+) -> Result<ImageBackup, PipelineError> {
+    let io = Stream {
+        source,
+        name: source_name,
+        sink,
+    };
+    run(io, session, chunk_size, threads, counters, Some(fast))
+}
+
+/// Where a backup reads from and stores to.
+struct Stream<'a> {
+    source: &'a mut dyn ImageSource,
+    name: &'a str,
+    sink: &'a dyn ChunkSink,
+}
+
+fn run(
+    io: Stream<'_>,
+    session: &BackupSession,
+    chunk_size: usize,
+    threads: usize,
+    counters: &BackupCounters,
+    fast: Option<&FastHashes>,
+) -> Result<ImageBackup, PipelineError> {
+    let Stream {
+        source,
+        name: source_name,
+        sink,
+    } = io;
     let started = Instant::now();
     let threads = threads.max(1);
     // Buffers grow to the chunk size; keep the worst case bounded for big chunk sizes.
@@ -210,7 +273,10 @@ pub fn backup_image(
             let zero = &zero;
             s.spawn(
                 move || match Worker::new(sink, session, zero, chunk_size, counters) {
-                    Ok(mut worker) => worker.run(&job_rx, &pool_tx, &done_tx),
+                    Ok(mut worker) => {
+                        worker.fast = fast;
+                        worker.run(&job_rx, &pool_tx, &done_tx)
+                    }
                     Err(e) => {
                         let _ = done_tx.send(Err(e));
                     }
@@ -228,7 +294,7 @@ pub fn backup_image(
             .join()
             .map_err(|_| PipelineError::Thread("reader panicked".into()))?;
         read_result?;
-        let (digests, lengths, mut stats) = collected?;
+        let (digests, lengths, blake3, mut stats) = collected?;
         stats.duration = started.elapsed();
         Ok(ImageBackup {
             size: stats.size,
@@ -236,6 +302,7 @@ pub fn backup_image(
             lengths,
             chunk_size: chunk_size as u64,
             stats,
+            blake3,
         })
     })
 }
@@ -303,6 +370,8 @@ struct Worker<'a> {
     counters: &'a BackupCounters,
     encoder: BlobEncoder,
     encoded: Vec<u8>,
+    /// BLAKE3 recognition and recording, if on.
+    fast: Option<&'a FastHashes>,
 }
 
 impl<'a> Worker<'a> {
@@ -325,19 +394,21 @@ impl<'a> Worker<'a> {
             counters,
             encoder,
             encoded: Vec::with_capacity(chunk_size + 64),
+            fast: None,
         })
     }
 
     /// Takes jobs until the queue closes or the collector hangs up. Data chunks that need
-    /// hashing are hashed two at a time ([`sha256_pair`]: about 1.4× the speed of one at a
-    /// time): one is held until the next such chunk arrives, or the queue closes.
+    /// SHA-256 are hashed two at a time ([`sha256_pair`]: about 1.4× the speed of one at a
+    /// time): one is held until the next such chunk arrives, or the queue closes. With fast
+    /// hashes on, a chunk whose BLAKE3 the previous backup recorded needs no SHA-256 at all.
     fn run(
         &mut self,
         jobs: &Receiver<Job>,
         pool: &Sender<Vec<u8>>,
         done: &Sender<Result<Done, PipelineError>>,
     ) {
-        let mut held: Option<(usize, Vec<u8>, bool)> = None;
+        let mut held: Option<Pending> = None;
         for job in jobs {
             let results = match job.work {
                 Work::Known { digest, len } => vec![Ok(Done {
@@ -346,29 +417,38 @@ impl<'a> Worker<'a> {
                     len: u64::from(len),
                     zero: false,
                     outcome: Outcome::Reused,
+                    b3: None,
                 })],
-                Work::Data(buf) => match (self.zero_check(&buf), held.take()) {
-                    ((zero, Some(digest)), kept) => {
-                        held = kept;
-                        let result = self.store(job.index, &buf, zero, digest);
-                        let _ = pool.send(buf);
-                        vec![result]
+                Work::Data(buf) => {
+                    let (zero, digest) = self.zero_check(&buf);
+                    let b3 = match (digest, self.fast) {
+                        (None, Some(_)) => Some(blake3(&buf)),
+                        _ => None,
+                    };
+                    let recognised = b3.and_then(|b| self.fast.and_then(|f| f.lookup(&b)));
+                    match (digest.or(recognised), held.take()) {
+                        (Some(digest), kept) => {
+                            held = kept;
+                            let result = self.store((job.index, &buf, zero, b3), digest);
+                            let _ = pool.send(buf);
+                            vec![result]
+                        }
+                        (None, None) => {
+                            held = Some((job.index, buf, zero, b3));
+                            continue;
+                        }
+                        (None, Some((i, other, other_zero, other_b3))) => {
+                            let (da, db) = sha256_pair(&other, &buf);
+                            let results = vec![
+                                self.store((i, &other, other_zero, other_b3), da),
+                                self.store((job.index, &buf, zero, b3), db),
+                            ];
+                            let _ = pool.send(other);
+                            let _ = pool.send(buf);
+                            results
+                        }
                     }
-                    ((zero, None), None) => {
-                        held = Some((job.index, buf, zero));
-                        continue;
-                    }
-                    ((zero, None), Some((i, other, other_zero))) => {
-                        let (da, db) = sha256_pair(&other, &buf);
-                        let results = vec![
-                            self.store(i, &other, other_zero, da),
-                            self.store(job.index, &buf, zero, db),
-                        ];
-                        let _ = pool.send(other);
-                        let _ = pool.send(buf);
-                        results
-                    }
-                },
+                }
             };
             for result in results {
                 if done.send(result).is_err() {
@@ -376,8 +456,8 @@ impl<'a> Worker<'a> {
                 }
             }
         }
-        if let Some((i, buf, zero)) = held {
-            let result = self.store(i, &buf, zero, sha256(&buf));
+        if let Some((i, buf, zero, b3)) = held {
+            let result = self.store((i, &buf, zero, b3), sha256(&buf));
             let _ = done.send(result);
         }
     }
@@ -392,9 +472,7 @@ impl<'a> Worker<'a> {
     /// Stores the chunk unless the previous snapshot, this backup or the store has it already.
     fn store(
         &mut self,
-        index: usize,
-        data: &[u8],
-        zero: bool,
+        (index, data, zero, b3): (usize, &[u8], bool, Option<Blake3>),
         digest: Digest,
     ) -> Result<Done, PipelineError> {
         let outcome = if self.session.known.contains(&digest)
@@ -417,17 +495,19 @@ impl<'a> Worker<'a> {
             len: data.len() as u64,
             zero,
             outcome,
+            b3,
         })
     }
 }
 
 /// Puts the digests in order and adds up the statistics.
-type Collected = (Vec<Digest>, Vec<u32>, ImageBackupStats);
+type Collected = (Vec<Digest>, Vec<u32>, Vec<Option<Blake3>>, ImageBackupStats);
 
 fn collect(done: &Receiver<Result<Done, PipelineError>>) -> Result<Collected, PipelineError> {
     let mut digests: Vec<Digest> = Vec::new();
     let mut lengths: Vec<u32> = Vec::new();
     let mut filled: Vec<bool> = Vec::new();
+    let mut blake3: Vec<Option<Blake3>> = Vec::new();
     let mut stats = ImageBackupStats::default();
     for result in done {
         let d = result?;
@@ -435,6 +515,12 @@ fn collect(done: &Receiver<Result<Done, PipelineError>>) -> Result<Collected, Pi
             digests.resize(d.index + 1, Digest::default());
             lengths.resize(d.index + 1, 0);
             filled.resize(d.index + 1, false);
+        }
+        if let Some(b3) = d.b3 {
+            if blake3.len() <= d.index {
+                blake3.resize(d.index + 1, None);
+            }
+            blake3[d.index] = Some(b3);
         }
         digests[d.index] = d.digest;
         lengths[d.index] = d.len as u32;
@@ -461,307 +547,11 @@ fn collect(done: &Receiver<Result<Done, PipelineError>>) -> Result<Collected, Pi
             "a chunk went missing in the pipeline".into(),
         ));
     }
-    Ok((digests, lengths, stats))
+    if !blake3.is_empty() {
+        blake3.resize(digests.len(), None);
+    }
+    Ok((digests, lengths, blake3, stats))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::testutil::MemStore;
-    use std::collections::VecDeque;
-
-    fn image(chunks: &[u8], cs: usize, tail: usize) -> Vec<u8> {
-        let mut v = Vec::new();
-        for (i, kind) in chunks.iter().enumerate() {
-            match kind {
-                0 => v.extend(std::iter::repeat_n(0u8, cs)),
-                1 => v.extend((0..cs).map(|j| (j * 7 + i) as u8)),
-                _ => v.extend(std::iter::repeat_n(*kind, cs)),
-            }
-        }
-        v.extend((0..tail).map(|j| j as u8));
-        v
-    }
-
-    fn run(data: &[u8], store: &MemStore, session: &BackupSession, threads: usize) -> ImageBackup {
-        let counters = BackupCounters::default();
-        backup_image(
-            &mut StreamSource(data),
-            "test",
-            store,
-            session,
-            4096,
-            threads,
-            &counters,
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn digests_are_in_order_and_duplicates_stored_once() {
-        let data = image(&[1, 0, 5, 0, 5, 1, 9], 4096, 100);
-        let store = MemStore::default();
-        let b = run(&data, &store, &BackupSession::new(HashSet::new()), 3);
-        assert_eq!(b.size, data.len() as u64);
-        assert_eq!(b.digests.len(), 8);
-        for (i, d) in b.digests.iter().enumerate() {
-            let end = ((i + 1) * 4096).min(data.len());
-            assert_eq!(*d, sha256(&data[i * 4096..end]));
-        }
-        // Two zero chunks and two chunks of fives: each stored once.
-        let unique: HashSet<_> = b.digests.iter().collect();
-        assert_eq!(store.inserts() as usize, unique.len());
-        assert_eq!(b.stats.zero_bytes, 2 * 4096);
-        assert_eq!(b.stats.new_chunks as usize, unique.len());
-        assert_eq!(
-            b.stats.zero_bytes + b.stats.reused_bytes + b.stats.new_bytes,
-            data.len() as u64
-        );
-    }
-
-    #[test]
-    fn a_worker_hashes_waiting_chunks_in_pairs_with_the_same_results() {
-        // Jobs queued before the worker starts: it takes them two at a time. Data chunks of
-        // different lengths, a zero chunk, a short zero tail and a known chunk in between.
-        let chunks: Vec<Vec<u8>> = vec![
-            (0..4096).map(|j| (j * 7) as u8).collect(),
-            vec![0; 4096],
-            (0..4096).map(|j| (j * 3 + 1) as u8).collect(),
-            (0..1000).map(|j| j as u8).collect(),
-            vec![0; 100],
-        ];
-        let (job_tx, job_rx) = bounded(16);
-        let (pool_tx, pool_rx) = bounded(16);
-        let (done_tx, done_rx) = bounded(16);
-        let known = known_digest(9);
-        let mut index = 0;
-        for (i, c) in chunks.iter().enumerate() {
-            if i == 3 {
-                let work = Work::Known {
-                    digest: known,
-                    len: 77,
-                };
-                job_tx.send(Job { index, work }).unwrap();
-                index += 1;
-            }
-            job_tx
-                .send(Job {
-                    index,
-                    work: Work::Data(c.clone()),
-                })
-                .unwrap();
-            index += 1;
-        }
-        drop(job_tx);
-        let (store, session, counters) = (
-            MemStore::default(),
-            BackupSession::new(HashSet::new()),
-            BackupCounters::default(),
-        );
-        let zero = zero_digest(4096);
-        let mut worker = Worker::new(&store, &session, &zero, 4096, &counters).unwrap();
-        worker.run(&job_rx, &pool_tx, &done_tx);
-        drop(done_tx);
-        let mut done: Vec<Done> = done_rx.iter().map(Result::unwrap).collect();
-        done.sort_by_key(|d| d.index);
-        let digests: Vec<Digest> = done.iter().map(|d| d.digest).collect();
-        let mut expected: Vec<Digest> = chunks.iter().map(|c| sha256(c)).collect();
-        expected.insert(3, known);
-        assert_eq!(digests, expected);
-        assert_eq!(done.iter().filter(|d| d.zero).count(), 2);
-        assert_eq!(
-            pool_rx.len(),
-            chunks.len(),
-            "every buffer goes back to the pool"
-        );
-        // The zero chunk, the zero tail and the three others: five stored, the known one not.
-        assert_eq!(store.inserts(), 5);
-    }
-
-    #[test]
-    fn known_chunks_cost_nothing_but_a_hash() {
-        let data = image(&[1, 2, 3, 4], 4096, 0);
-        let store = MemStore::default();
-        let first = run(&data, &store, &BackupSession::new(HashSet::new()), 2);
-        let known = first.digests.iter().copied().collect();
-        let second = run(&data, &store, &BackupSession::new(known), 2);
-        assert_eq!(second.digests, first.digests);
-        assert_eq!(second.stats.new_chunks, 0);
-        assert_eq!(second.stats.reused_bytes, data.len() as u64);
-        assert_eq!(store.inserts(), 4);
-    }
-
-    #[test]
-    fn empty_source_gives_no_chunks() {
-        let store = MemStore::default();
-        let b = run(&[], &store, &BackupSession::new(HashSet::new()), 2);
-        assert!(b.digests.is_empty());
-        assert_eq!(b.size, 0);
-    }
-
-    #[test]
-    fn read_errors_are_reported() {
-        struct Failing(usize);
-        impl Read for Failing {
-            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                if self.0 == 0 {
-                    return Err(io::Error::other("disk on fire"));
-                }
-                let n = buf.len().min(self.0);
-                self.0 -= n;
-                buf[..n].fill(1);
-                Ok(n)
-            }
-        }
-        let store = MemStore::default();
-        let counters = BackupCounters::default();
-        let err = backup_image(
-            &mut StreamSource(Failing(10_000)),
-            "failing",
-            &store,
-            &BackupSession::new(HashSet::new()),
-            4096,
-            2,
-            &counters,
-        )
-        .unwrap_err();
-        assert!(matches!(err, PipelineError::SourceRead { .. }), "{err}");
-        assert!(err.to_string().contains("failing"));
-    }
-
-    /// A source that plays back a list of data and known chunks.
-    struct Scripted(VecDeque<Step>);
-
-    #[derive(Clone)]
-    enum Step {
-        Data(Vec<u8>),
-        Known(Digest, u32),
-    }
-
-    impl ImageSource for Scripted {
-        fn next_chunk(&mut self, _len: usize, buf: &mut Vec<u8>) -> io::Result<Next> {
-            Ok(match self.0.pop_front() {
-                None => Next::End,
-                Some(Step::Data(d)) => {
-                    buf.clear();
-                    buf.extend_from_slice(&d);
-                    Next::Data
-                }
-                Some(Step::Known(digest, len)) => Next::Known { digest, len },
-            })
-        }
-    }
-
-    fn known_digest(n: u8) -> Digest {
-        Digest([n; 32])
-    }
-
-    fn run_scripted(
-        steps: &[Step],
-        store: &MemStore,
-        threads: usize,
-    ) -> Result<(ImageBackup, u64), PipelineError> {
-        let counters = BackupCounters::default();
-        let b = backup_image(
-            &mut Scripted(steps.iter().cloned().collect()),
-            "scripted",
-            store,
-            &BackupSession::new(HashSet::new()),
-            4096,
-            threads,
-            &counters,
-        )?;
-        Ok((b, counters.read.load(Ordering::Relaxed)))
-    }
-
-    #[test]
-    fn known_chunks_take_their_place_without_store_access() {
-        let a: Vec<u8> = (0..4096u32).map(|i| (i * 7) as u8).collect();
-        let b = vec![3u8; 100];
-        let zeros = vec![0u8; 4096];
-        let zero = zero_digest(4096);
-        let steps = [
-            Step::Data(a.clone()),
-            Step::Known(known_digest(1), 5000),
-            Step::Known(known_digest(2), 3),
-            Step::Data(b.clone()),
-            Step::Data(zeros.clone()),
-            // A known chunk that happens to be all zeros still counts as reused.
-            Step::Known(zero, 4096),
-            Step::Data(a.clone()),
-            Step::Known(known_digest(1), 5000),
-        ];
-        for threads in [1, 2, 5] {
-            let store = MemStore::default();
-            let (backup, read) = run_scripted(&steps, &store, threads).unwrap();
-            assert_eq!(
-                backup.digests,
-                [
-                    sha256(&a),
-                    known_digest(1),
-                    known_digest(2),
-                    sha256(&b),
-                    zero,
-                    zero,
-                    sha256(&a),
-                    known_digest(1)
-                ]
-            );
-            assert_eq!(backup.lengths, [4096, 5000, 3, 100, 4096, 4096, 4096, 5000]);
-            let size = 4096 * 4 + 5000 * 2 + 3 + 100;
-            assert_eq!(backup.size, size);
-            assert_eq!(read, size, "known chunks move the progress counter");
-            let s = &backup.stats;
-            assert_eq!(s.chunks, 8);
-            assert_eq!(s.zero_bytes, 4096);
-            assert_eq!(s.new_bytes, 4096 + 100);
-            assert_eq!(s.new_chunks, 3);
-            assert_eq!(s.reused_bytes, 5000 + 3 + 4096 + 4096 + 5000);
-            assert_eq!(s.zero_bytes + s.reused_bytes + s.new_bytes, size);
-            // Stored: a, b and the zero chunk, once each; known chunks never reach the store.
-            assert_eq!(store.inserts(), 3);
-            for d in [known_digest(1), known_digest(2)] {
-                assert!(!store.holds(&d) && !store.was_touched(&d));
-            }
-            assert_eq!(store.touched.lock().unwrap().len(), 3);
-        }
-    }
-
-    #[test]
-    fn long_runs_of_known_chunks_keep_order() {
-        // Far more known chunks in a row than there are buffers or queue slots.
-        let mut steps = Vec::new();
-        for i in 0..300u32 {
-            if i % 50 == 0 {
-                steps.push(Step::Data(vec![i as u8 + 1; 4096]));
-            }
-            steps.push(Step::Known(known_digest((i % 200) as u8), i + 1));
-        }
-        for threads in [1, 3] {
-            let store = MemStore::default();
-            let (backup, read) = run_scripted(&steps, &store, threads).unwrap();
-            let expected: Vec<Digest> = steps
-                .iter()
-                .map(|s| match s {
-                    Step::Data(d) => sha256(d),
-                    Step::Known(d, _) => *d,
-                })
-                .collect();
-            assert_eq!(backup.digests, expected);
-            let known: u64 = (1..=300).sum();
-            assert_eq!(backup.stats.reused_bytes, known);
-            assert_eq!(backup.stats.new_bytes, 6 * 4096);
-            assert_eq!(read, known + 6 * 4096);
-            assert_eq!(store.inserts(), 6);
-        }
-    }
-
-    #[test]
-    fn empty_chunks_from_a_source_are_errors() {
-        for step in [Step::Known(known_digest(1), 0), Step::Data(Vec::new())] {
-            let store = MemStore::default();
-            let err = run_scripted(&[Step::Data(vec![1; 10]), step], &store, 2).unwrap_err();
-            assert!(matches!(err, PipelineError::SourceRead { .. }), "{err}");
-        }
-    }
-}
+mod tests;

@@ -1,0 +1,378 @@
+use super::*;
+use crate::testutil::MemStore;
+use crate::FastHashes;
+use std::collections::VecDeque;
+
+fn image(chunks: &[u8], cs: usize, tail: usize) -> Vec<u8> {
+    let mut v = Vec::new();
+    for (i, kind) in chunks.iter().enumerate() {
+        match kind {
+            0 => v.extend(std::iter::repeat_n(0u8, cs)),
+            1 => v.extend((0..cs).map(|j| (j * 7 + i) as u8)),
+            _ => v.extend(std::iter::repeat_n(*kind, cs)),
+        }
+    }
+    v.extend((0..tail).map(|j| j as u8));
+    v
+}
+
+fn run(data: &[u8], store: &MemStore, session: &BackupSession, threads: usize) -> ImageBackup {
+    let counters = BackupCounters::default();
+    backup_image(
+        &mut StreamSource(data),
+        "test",
+        store,
+        session,
+        4096,
+        threads,
+        &counters,
+    )
+    .unwrap()
+}
+
+#[test]
+fn digests_are_in_order_and_duplicates_stored_once() {
+    let data = image(&[1, 0, 5, 0, 5, 1, 9], 4096, 100);
+    let store = MemStore::default();
+    let b = run(&data, &store, &BackupSession::new(HashSet::new()), 3);
+    assert_eq!(b.size, data.len() as u64);
+    assert_eq!(b.digests.len(), 8);
+    for (i, d) in b.digests.iter().enumerate() {
+        let end = ((i + 1) * 4096).min(data.len());
+        assert_eq!(*d, sha256(&data[i * 4096..end]));
+    }
+    // Two zero chunks and two chunks of fives: each stored once.
+    let unique: HashSet<_> = b.digests.iter().collect();
+    assert_eq!(store.inserts() as usize, unique.len());
+    assert_eq!(b.stats.zero_bytes, 2 * 4096);
+    assert_eq!(b.stats.new_chunks as usize, unique.len());
+    assert_eq!(
+        b.stats.zero_bytes + b.stats.reused_bytes + b.stats.new_bytes,
+        data.len() as u64
+    );
+}
+
+#[test]
+fn a_worker_hashes_waiting_chunks_in_pairs_with_the_same_results() {
+    // Jobs queued before the worker starts: it takes them two at a time. Data chunks of
+    // different lengths, a zero chunk, a short zero tail and a known chunk in between.
+    let chunks: Vec<Vec<u8>> = vec![
+        (0..4096).map(|j| (j * 7) as u8).collect(),
+        vec![0; 4096],
+        (0..4096).map(|j| (j * 3 + 1) as u8).collect(),
+        (0..1000).map(|j| j as u8).collect(),
+        vec![0; 100],
+    ];
+    let (job_tx, job_rx) = bounded(16);
+    let (pool_tx, pool_rx) = bounded(16);
+    let (done_tx, done_rx) = bounded(16);
+    let known = known_digest(9);
+    let mut index = 0;
+    for (i, c) in chunks.iter().enumerate() {
+        if i == 3 {
+            let work = Work::Known {
+                digest: known,
+                len: 77,
+            };
+            job_tx.send(Job { index, work }).unwrap();
+            index += 1;
+        }
+        job_tx
+            .send(Job {
+                index,
+                work: Work::Data(c.clone()),
+            })
+            .unwrap();
+        index += 1;
+    }
+    drop(job_tx);
+    let (store, session, counters) = (
+        MemStore::default(),
+        BackupSession::new(HashSet::new()),
+        BackupCounters::default(),
+    );
+    let zero = zero_digest(4096);
+    let mut worker = Worker::new(&store, &session, &zero, 4096, &counters).unwrap();
+    worker.run(&job_rx, &pool_tx, &done_tx);
+    drop(done_tx);
+    let mut done: Vec<Done> = done_rx.iter().map(Result::unwrap).collect();
+    done.sort_by_key(|d| d.index);
+    let digests: Vec<Digest> = done.iter().map(|d| d.digest).collect();
+    let mut expected: Vec<Digest> = chunks.iter().map(|c| sha256(c)).collect();
+    expected.insert(3, known);
+    assert_eq!(digests, expected);
+    assert_eq!(done.iter().filter(|d| d.zero).count(), 2);
+    assert_eq!(
+        pool_rx.len(),
+        chunks.len(),
+        "every buffer goes back to the pool"
+    );
+    // The zero chunk, the zero tail and the three others: five stored, the known one not.
+    assert_eq!(store.inserts(), 5);
+}
+
+#[test]
+fn known_chunks_cost_nothing_but_a_hash() {
+    let data = image(&[1, 2, 3, 4], 4096, 0);
+    let store = MemStore::default();
+    let first = run(&data, &store, &BackupSession::new(HashSet::new()), 2);
+    let known = first.digests.iter().copied().collect();
+    let second = run(&data, &store, &BackupSession::new(known), 2);
+    assert_eq!(second.digests, first.digests);
+    assert_eq!(second.stats.new_chunks, 0);
+    assert_eq!(second.stats.reused_bytes, data.len() as u64);
+    assert_eq!(store.inserts(), 4);
+}
+
+#[test]
+fn empty_source_gives_no_chunks() {
+    let store = MemStore::default();
+    let b = run(&[], &store, &BackupSession::new(HashSet::new()), 2);
+    assert!(b.digests.is_empty());
+    assert_eq!(b.size, 0);
+}
+
+#[test]
+fn read_errors_are_reported() {
+    struct Failing(usize);
+    impl Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0 == 0 {
+                return Err(io::Error::other("disk on fire"));
+            }
+            let n = buf.len().min(self.0);
+            self.0 -= n;
+            buf[..n].fill(1);
+            Ok(n)
+        }
+    }
+    let store = MemStore::default();
+    let counters = BackupCounters::default();
+    let err = backup_image(
+        &mut StreamSource(Failing(10_000)),
+        "failing",
+        &store,
+        &BackupSession::new(HashSet::new()),
+        4096,
+        2,
+        &counters,
+    )
+    .unwrap_err();
+    assert!(matches!(err, PipelineError::SourceRead { .. }), "{err}");
+    assert!(err.to_string().contains("failing"));
+}
+
+/// A source that plays back a list of data and known chunks.
+struct Scripted(VecDeque<Step>);
+
+#[derive(Clone)]
+enum Step {
+    Data(Vec<u8>),
+    Known(Digest, u32),
+}
+
+impl ImageSource for Scripted {
+    fn next_chunk(&mut self, _len: usize, buf: &mut Vec<u8>) -> io::Result<Next> {
+        Ok(match self.0.pop_front() {
+            None => Next::End,
+            Some(Step::Data(d)) => {
+                buf.clear();
+                buf.extend_from_slice(&d);
+                Next::Data
+            }
+            Some(Step::Known(digest, len)) => Next::Known { digest, len },
+        })
+    }
+}
+
+fn known_digest(n: u8) -> Digest {
+    Digest([n; 32])
+}
+
+fn run_scripted(
+    steps: &[Step],
+    store: &MemStore,
+    threads: usize,
+) -> Result<(ImageBackup, u64), PipelineError> {
+    let counters = BackupCounters::default();
+    let b = backup_image(
+        &mut Scripted(steps.iter().cloned().collect()),
+        "scripted",
+        store,
+        &BackupSession::new(HashSet::new()),
+        4096,
+        threads,
+        &counters,
+    )?;
+    Ok((b, counters.read.load(Ordering::Relaxed)))
+}
+
+#[test]
+fn known_chunks_take_their_place_without_store_access() {
+    let a: Vec<u8> = (0..4096u32).map(|i| (i * 7) as u8).collect();
+    let b = vec![3u8; 100];
+    let zeros = vec![0u8; 4096];
+    let zero = zero_digest(4096);
+    let steps = [
+        Step::Data(a.clone()),
+        Step::Known(known_digest(1), 5000),
+        Step::Known(known_digest(2), 3),
+        Step::Data(b.clone()),
+        Step::Data(zeros.clone()),
+        // A known chunk that happens to be all zeros still counts as reused.
+        Step::Known(zero, 4096),
+        Step::Data(a.clone()),
+        Step::Known(known_digest(1), 5000),
+    ];
+    for threads in [1, 2, 5] {
+        let store = MemStore::default();
+        let (backup, read) = run_scripted(&steps, &store, threads).unwrap();
+        assert_eq!(
+            backup.digests,
+            [
+                sha256(&a),
+                known_digest(1),
+                known_digest(2),
+                sha256(&b),
+                zero,
+                zero,
+                sha256(&a),
+                known_digest(1)
+            ]
+        );
+        assert_eq!(backup.lengths, [4096, 5000, 3, 100, 4096, 4096, 4096, 5000]);
+        let size = 4096 * 4 + 5000 * 2 + 3 + 100;
+        assert_eq!(backup.size, size);
+        assert_eq!(read, size, "known chunks move the progress counter");
+        let s = &backup.stats;
+        assert_eq!(s.chunks, 8);
+        assert_eq!(s.zero_bytes, 4096);
+        assert_eq!(s.new_bytes, 4096 + 100);
+        assert_eq!(s.new_chunks, 3);
+        assert_eq!(s.reused_bytes, 5000 + 3 + 4096 + 4096 + 5000);
+        assert_eq!(s.zero_bytes + s.reused_bytes + s.new_bytes, size);
+        // Stored: a, b and the zero chunk, once each; known chunks never reach the store.
+        assert_eq!(store.inserts(), 3);
+        for d in [known_digest(1), known_digest(2)] {
+            assert!(!store.holds(&d) && !store.was_touched(&d));
+        }
+        assert_eq!(store.touched.lock().unwrap().len(), 3);
+    }
+}
+
+#[test]
+fn long_runs_of_known_chunks_keep_order() {
+    // Far more known chunks in a row than there are buffers or queue slots.
+    let mut steps = Vec::new();
+    for i in 0..300u32 {
+        if i % 50 == 0 {
+            steps.push(Step::Data(vec![i as u8 + 1; 4096]));
+        }
+        steps.push(Step::Known(known_digest((i % 200) as u8), i + 1));
+    }
+    for threads in [1, 3] {
+        let store = MemStore::default();
+        let (backup, read) = run_scripted(&steps, &store, threads).unwrap();
+        let expected: Vec<Digest> = steps
+            .iter()
+            .map(|s| match s {
+                Step::Data(d) => sha256(d),
+                Step::Known(d, _) => *d,
+            })
+            .collect();
+        assert_eq!(backup.digests, expected);
+        let known: u64 = (1..=300).sum();
+        assert_eq!(backup.stats.reused_bytes, known);
+        assert_eq!(backup.stats.new_bytes, 6 * 4096);
+        assert_eq!(read, known + 6 * 4096);
+        assert_eq!(store.inserts(), 6);
+    }
+}
+
+#[test]
+fn empty_chunks_from_a_source_are_errors() {
+    for step in [Step::Known(known_digest(1), 0), Step::Data(Vec::new())] {
+        let store = MemStore::default();
+        let err = run_scripted(&[Step::Data(vec![1; 10]), step], &store, 2).unwrap_err();
+        assert!(matches!(err, PipelineError::SourceRead { .. }), "{err}");
+    }
+}
+
+fn run_fast(
+    data: &[u8],
+    store: &MemStore,
+    session: &BackupSession,
+    fast: &FastHashes,
+) -> ImageBackup {
+    crate::backup_image_fast(
+        &mut StreamSource(data),
+        "test",
+        store,
+        session,
+        4096,
+        2,
+        &BackupCounters::default(),
+        fast,
+    )
+    .unwrap()
+}
+
+#[test]
+fn fast_hashes_are_recorded_and_recognise_the_previous_chunks() {
+    let data = image(&[1, 0, 5, 9, 1], 4096, 100);
+    let store = MemStore::default();
+    let first = run_fast(
+        &data,
+        &store,
+        &BackupSession::new(HashSet::new()),
+        &FastHashes::default(),
+    );
+    let plain = run(
+        &data,
+        &MemStore::default(),
+        &BackupSession::new(HashSet::new()),
+        2,
+    );
+    assert_eq!(first.digests, plain.digests, "recording changes no digest");
+    assert!(plain.blake3.is_empty());
+    assert_eq!(first.blake3.len(), first.digests.len());
+    for (i, b3) in first.blake3.iter().enumerate() {
+        let end = ((i + 1) * 4096).min(data.len());
+        match i {
+            1 => assert_eq!(*b3, None, "an all-zero chunk needs no BLAKE3"),
+            _ => assert_eq!(*b3, Some(stowage_format::blake3(&data[i * 4096..end]))),
+        }
+    }
+    let known: HashSet<Digest> = first.digests.iter().copied().collect();
+    let pairs = first
+        .digests
+        .iter()
+        .zip(&first.blake3)
+        .filter_map(|(d, b)| b.map(|b| (*d, b)));
+    let fast = FastHashes::new(pairs, &known);
+    let second = run_fast(&data, &store, &BackupSession::new(known.clone()), &fast);
+    assert_eq!(second.digests, first.digests);
+    assert_eq!(second.blake3, first.blake3);
+
+    // The lookup is what names a recognised chunk: a pair that maps chunk 0's BLAKE3 to chunk
+    // 2's digest shows it (and only digests the previous snapshot has are ever taken).
+    let b0 = first.blake3[0].unwrap();
+    let misleading = FastHashes::new(
+        [
+            (first.digests[2], b0),
+            (Digest([7; 32]), first.blake3[3].unwrap()),
+        ],
+        &known,
+    );
+    assert_eq!(
+        misleading.len(),
+        1,
+        "a digest outside the previous snapshot is dropped"
+    );
+    let third = run_fast(&data, &store, &BackupSession::new(known), &misleading);
+    assert_eq!(third.digests[0], first.digests[2]);
+    assert_eq!(
+        third.digests[3], first.digests[3],
+        "unknown BLAKE3: SHA-256 as always"
+    );
+}
