@@ -17,6 +17,8 @@ bench_start() {
     WORK=${BENCH_DIR:-$default}
     rm -rf "$WORK"
     mkdir -p "$WORK"
+    # The client's cache (fast hashes) lives with the scratch data, as restic's does.
+    export STOWAGE_CACHE_DIR=$WORK/stowage-cache
     trap 'rm -rf "$WORK"' EXIT
 }
 
