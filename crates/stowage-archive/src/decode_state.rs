@@ -105,6 +105,25 @@ impl DecodeState {
         }
     }
 
+    /// A machine that decodes one directory entry starting at its FILENAME header at stream
+    /// offset `pos` (a hardlink's target, say), as a child of a directory it knows nothing
+    /// else of; `split`: whether the archive is a split metadata archive. Its entry event
+    /// comes with the path `[name]`; stop after it (the enclosing directory cannot be checked).
+    pub fn at_entry(pos: u64, split: bool) -> Self {
+        let mut state = DecodeState::new();
+        state.pos = pos;
+        state.split = split;
+        state.phase = Phase::InDirectory;
+        state.dirs.push(DirFrame {
+            name: None,
+            entry_offset: 0,
+            children: Vec::new(),
+            open_child: None,
+            last_name: None,
+        });
+        state
+    }
+
     /// Stream offset of the next byte to feed.
     pub fn position(&self) -> u64 {
         self.pos

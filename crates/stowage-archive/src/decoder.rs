@@ -26,6 +26,17 @@ impl<R: Read> Decoder<R> {
         }
     }
 
+    /// A decoder of the one entry whose FILENAME header is at stream offset `offset`, with
+    /// `input` reading the stream from there (see [`DecodeState::at_entry`]).
+    pub fn at_entry(input: R, offset: u64, split: bool) -> Self {
+        Decoder {
+            input,
+            state: DecodeState::at_entry(offset, split),
+            buf: Vec::new(),
+            done: false,
+        }
+    }
+
     /// Stream offset of the next unread byte.
     pub fn position(&self) -> u64 {
         self.state.position()

@@ -738,19 +738,42 @@ fn restore_include_restores_only_matches_and_their_parents() {
 }
 
 #[test]
-#[ignore = "not yet: --include of the second name of a hardlink whose first name is not included is refused (exit 2, asks to include the first) instead of restoring the content"]
+
 fn restore_include_of_a_hardlink_restores_its_content() {
-    let store = Store::new();
-    let src = store.file("src");
-    put(&src.join("hard1"), b"hard\n");
-    fs::create_dir(src.join("sub")).unwrap();
-    fs::hard_link(src.join("hard1"), src.join("sub/hard2")).unwrap();
-    store.backup_tree_ok(&src, "hl", T1, &[]);
-    let dst = store.file("dst");
-    store
-        .restore_tree("host/hl", &dst, &["--include", "/sub/hard2"])
-        .ok();
-    assert_eq!(fs::read(dst.join("sub/hard2")).unwrap(), b"hard\n");
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    for (id, mode) in [
+        ("hl", &[][..]),
+        ("hls", &["--change-detection-mode", "data"][..]),
+    ] {
+        let store = Store::new();
+        let src = store.file("src");
+        put(&src.join("hard1"), b"hard\n");
+        fs::set_permissions(src.join("hard1"), fs::Permissions::from_mode(0o640)).unwrap();
+        fs::create_dir(src.join("sub")).unwrap();
+        fs::hard_link(src.join("hard1"), src.join("sub/hard2")).unwrap();
+        fs::hard_link(src.join("hard1"), src.join("sub/hard3")).unwrap();
+        let mtime = fs::metadata(src.join("hard1")).unwrap().mtime();
+        store.backup_tree_ok(&src, id, T1, mode);
+        let dst = store.file("dst");
+        store
+            .restore_tree(&format!("host/{id}"), &dst, &["--include", "/sub/hard*"])
+            .ok();
+        assert!(
+            !dst.join("hard1").exists(),
+            "{id}: the first name was not asked for"
+        );
+        assert_eq!(fs::read(dst.join("sub/hard2")).unwrap(), b"hard\n", "{id}");
+        let (two, three) = (
+            fs::metadata(dst.join("sub/hard2")).unwrap(),
+            fs::metadata(dst.join("sub/hard3")).unwrap(),
+        );
+        assert_eq!(
+            two.ino(),
+            three.ino(),
+            "{id}: the later names link to the restored one"
+        );
+        assert_eq!((two.mode() & 0o7777, two.mtime()), (0o640, mtime), "{id}");
+    }
 }
 
 #[test]

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use stowage_archive::{
-    check_payload_header, Decoder, Entry, EntryKind, Event, Metadata, Payload, PayloadRef,
+    check_payload_header, Decoder, Entry, EntryKind, Event, LinkOffset, Metadata, Payload,
+    PayloadRef,
 };
 use stowage_core::{chunk_feed, restore_image, PipelineError, RandomReader, RestoreCounters};
 use stowage_datastore::Datastore;
@@ -75,6 +76,11 @@ pub struct TreeRestore<'a> {
     restorer: Restorer,
     /// The payload stream of a split archive.
     payload: Option<RandomReader<'a>>,
+    /// The archive stream itself, for a partial restore: the content of a hardlink whose first
+    /// name is not restored is read from that first name's entry.
+    archive: Option<RandomReader<'a>>,
+    /// Hardlink targets not restored under their own name: where their content went instead.
+    moved_targets: std::collections::HashMap<Vec<u8>, Vec<u8>>,
     includes: &'a Includes,
     stack: Vec<Pending>,
     root_metadata: Option<Metadata>,
@@ -90,6 +96,7 @@ impl<'a> TreeRestore<'a> {
         overwrite: bool,
         includes: &'a Includes,
         payload: Option<RandomReader<'a>>,
+        archive: Option<RandomReader<'a>>,
         threads: usize,
     ) -> Result<Self> {
         std::fs::create_dir_all(target).map_err(|e| {
@@ -102,6 +109,8 @@ impl<'a> TreeRestore<'a> {
         Ok(TreeRestore {
             restorer,
             payload,
+            archive,
+            moved_targets: std::collections::HashMap::new(),
             includes,
             stack: Vec::new(),
             root_metadata: None,
@@ -195,21 +204,91 @@ impl<'a> TreeRestore<'a> {
             EntryKind::Device(d) => self.restorer.device(name, &metadata, d.major, d.minor)?,
             EntryKind::Fifo => self.restorer.fifo(name, &metadata)?,
             EntryKind::Socket => self.restorer.socket(name, &metadata)?,
-            EntryKind::Hardlink { target_path, .. } => {
-                if !self.includes.everything() && !self.files.contains(&target_path) {
-                    return Err(fail(
-                        ErrorClass::Usage,
-                        format!(
-                            "{} is a hardlink to {}, which is not being restored; include that path too",
-                            String::from_utf8_lossy(&full),
-                            String::from_utf8_lossy(&target_path)
-                        ),
-                    ));
+            EntryKind::Hardlink {
+                target_path,
+                target,
+            } => {
+                if self.includes.everything() || self.files.contains(&target_path) {
+                    self.restorer.hardlink(name, &target_path)?
+                } else if let Some(first) = self.moved_targets.get(&target_path) {
+                    let first = first.clone();
+                    self.restorer.hardlink(name, &first)?
+                } else {
+                    // The first name is not restored: this one gets the file itself.
+                    self.restore_link_target(name, &full, &target_path, target)?;
+                    self.moved_targets.insert(target_path, full);
                 }
-                self.restorer.hardlink(name, &target_path)?
             }
             EntryKind::Directory => {}
         }
+        Ok(())
+    }
+
+    /// Restores, under `name`, the file whose entry is at `target` in the archive stream (the
+    /// first name of the hardlink `full`, which is not being restored).
+    fn restore_link_target(
+        &mut self,
+        name: &OsStr,
+        full: &[u8],
+        target_path: &[u8],
+        target: LinkOffset,
+    ) -> Result<()> {
+        let shown = || {
+            format!(
+                "hardlink {} (to {})",
+                String::from_utf8_lossy(full),
+                String::from_utf8_lossy(target_path)
+            )
+        };
+        let Some(archive) = self.archive.as_mut() else {
+            return Err(fail(
+                ErrorClass::Internal,
+                format!("{}: the archive cannot be read again", shown()),
+            ));
+        };
+        let split = self.payload.is_some();
+        let input = StreamAt {
+            reader: archive,
+            pos: target.0,
+        };
+        let mut decoder = Decoder::at_entry(input, target.0, split);
+        let entry = match decoder.next_event().with_context(shown)? {
+            Some(Event::Entry(entry)) => *entry,
+            _ => {
+                return Err(fail(
+                    ErrorClass::Verification,
+                    format!("{}: no entry at offset {}", shown(), target.0),
+                ))
+            }
+        };
+        let EntryKind::File { size, payload } = entry.kind else {
+            return Err(fail(
+                ErrorClass::Verification,
+                format!(
+                    "{}: the entry at offset {} is not a regular file",
+                    shown(),
+                    target.0
+                ),
+            ));
+        };
+        let mut writer = self.restorer.create_file(name, &entry.metadata, size)?;
+        match (payload, self.payload.as_mut()) {
+            (Payload::Inline, _) => loop {
+                let n = decoder.read_payload(&mut self.buf)?;
+                if n == 0 {
+                    break;
+                }
+                writer.put(&self.buf[..n])?;
+            },
+            (Payload::Ref(r), Some(reader)) => copy_payload(reader, r, &mut writer)?,
+            (Payload::Ref(_), None) => {
+                return Err(fail(
+                    ErrorClass::Verification,
+                    "the archive refers to a payload stream, but there is none".to_string(),
+                ))
+            }
+        }
+        writer.finish()?;
         Ok(())
     }
 
@@ -221,6 +300,23 @@ impl<'a> TreeRestore<'a> {
         };
         self.restorer.finish(root)?;
         Ok(self.entries)
+    }
+}
+
+/// A byte stream read from `pos` on through a [`RandomReader`].
+struct StreamAt<'r, 'a> {
+    reader: &'r mut RandomReader<'a>,
+    pos: u64,
+}
+
+impl Read for StreamAt<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self
+            .reader
+            .read_at(self.pos, buf)
+            .map_err(std::io::Error::other)?;
+        self.pos += n as u64;
+        Ok(n)
     }
 }
 
@@ -298,7 +394,19 @@ pub fn restore(
             }
             None => (None, None),
         };
-        let mut tree = TreeRestore::new(Path::new(target), overwrite, &includes, reader, threads)?;
+        // A partial restore may need to read an entry again (a hardlink's first name).
+        let again = match includes.everything() {
+            true => None,
+            false => Some(RandomReader::new(index, store.chunk_store(), 2)),
+        };
+        let mut tree = TreeRestore::new(
+            Path::new(target),
+            overwrite,
+            &includes,
+            reader,
+            again,
+            threads,
+        )?;
         with_stream(store, index, archive, threads, counters, |stream| {
             let mut decoder = Decoder::new(stream);
             while let Some(event) = decoder
