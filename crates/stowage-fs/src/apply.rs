@@ -1,7 +1,8 @@
 //! Applying an entry's [`Metadata`] on restore, in the order that keeps every part:
 //! owner (chown clears setuid/setgid and file capabilities), then mode, then extended
-//! attributes, ACLs (after the mode, which would rewrite their mask), file capabilities, and the
-//! modification time last.
+//! attributes, ACLs (after the mode, which would rewrite their mask), file capabilities, the
+//! modification time, and the inode flags last (an immutable or append-only inode takes no
+//! other change).
 
 use std::ffi::{CString, OsStr};
 use std::io;
@@ -15,6 +16,7 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, fchownat, Gid, Uid};
 use stowage_archive::{FileType, Metadata};
 
+use crate::chattr;
 use crate::error::RestoreError;
 use crate::posix_acl::{self, ACCESS_XATTR, DEFAULT_XATTR};
 use crate::xattr::{self, Handle, CAPABILITY_XATTR};
@@ -31,6 +33,9 @@ pub struct RestoreStats {
     pub acls_skipped: u64,
     /// File capabilities not set: unsupported or not permitted (needs `CAP_SETFCAP`).
     pub fcaps_skipped: u64,
+    /// Inode flags (chattr) not set: unsupported by the target file system, or not permitted
+    /// (append-only and immutable need `CAP_LINUX_IMMUTABLE`).
+    pub flags_skipped: u64,
 }
 
 impl RestoreStats {
@@ -39,6 +44,7 @@ impl RestoreStats {
         self.xattrs_skipped += other.xattrs_skipped;
         self.acls_skipped += other.acls_skipped;
         self.fcaps_skipped += other.fcaps_skipped;
+        self.flags_skipped += other.flags_skipped;
     }
 }
 
@@ -144,7 +150,8 @@ pub(crate) fn apply_after_mode(
         set_acl(node, meta, ft == Some(FileType::Directory), ctx, path)?;
         set_fcaps(node, meta, ctx, path)?;
     }
-    set_mtime(node, meta, path)
+    set_mtime(node, meta, path)?;
+    set_flags(node, meta, ctx, path)
 }
 
 fn set_owner(
@@ -260,6 +267,32 @@ fn set_mtime(node: Node<'_>, meta: &Metadata, path: &Path) -> Result<(), Restore
         }
     };
     result.map_err(RestoreError::io(path, "set the modification time of"))
+}
+
+fn set_flags(
+    node: Node<'_>,
+    meta: &Metadata,
+    ctx: &mut ApplyCtx,
+    path: &Path,
+) -> Result<(), RestoreError> {
+    let (Node::Open(fd), flags @ 1..) = (node, meta.stat.flags) else {
+        return Ok(());
+    };
+    match chattr::set(fd, flags) {
+        Ok(()) => Ok(()),
+        Err(e) if may_skip(&e) || is_unsupported_ioctl(&e) => {
+            ctx.stats.flags_skipped += 1;
+            Ok(())
+        }
+        Err(e) => Err(io_error(path, "set the inode flags of", e)),
+    }
+}
+
+fn is_unsupported_ioctl(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOTTY | libc::EINVAL | libc::ENOSYS)
+    )
 }
 
 fn io_error(path: &Path, op: &'static str, source: io::Error) -> RestoreError {

@@ -13,6 +13,7 @@ use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
 use nix::sys::stat::{fstat, fstatat, major, minor, FileStat, Mode};
 use stowage_archive::{Device, FileType, Metadata, Mtime, Stat, Xattr};
 
+use crate::chattr;
 use crate::error::CaptureError;
 use crate::posix_acl::{self, ACCESS_XATTR, DEFAULT_XATTR};
 use crate::xattr::{self, Handle, CAPABILITY_XATTR};
@@ -20,8 +21,8 @@ use crate::xattr::{self, Handle, CAPABILITY_XATTR};
 /// One captured directory entry.
 #[derive(Debug)]
 pub struct Captured {
-    /// Stat (full mode, uid, gid, mtime with nanoseconds), xattrs in kernel order, ACL, fcaps.
-    /// `stat.flags` (chattr) and `quota_project_id` are not captured.
+    /// Stat (full mode, chattr flags, uid, gid, mtime with nanoseconds), xattrs in kernel order,
+    /// ACL, fcaps. `quota_project_id` is not captured.
     pub metadata: Metadata,
     pub file_type: FileType,
     /// Content size of a regular file; 0 for every other type.
@@ -104,21 +105,23 @@ pub fn capture_unopened(
     if hint != Some(FileType::Regular) {
         return capture_hinted(dir, name, hint);
     }
-    let Ok(st) = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) else {
+    let Ok(cname) = std::ffi::CString::new(name.as_bytes()) else {
+        return capture_hinted(dir, name, hint);
+    };
+    let Some((st, flags)) = statx_at(dir, &cname) else {
         return capture_hinted(dir, name, hint);
     };
     if file_type_of(&st, Path::new(name)).ok() != Some(FileType::Regular) {
         return capture_hinted(dir, name, hint);
     }
-    let Ok(cname) = std::ffi::CString::new(name.as_bytes()) else {
-        return capture_hinted(dir, name, hint);
-    };
     if xattr::has_none_at(dir, &cname) != Some(true) {
         return capture_hinted(dir, name, hint);
     }
+    let mut stat = stat_of(&st);
+    stat.flags = flags;
     Ok(Captured {
         metadata: Metadata {
-            stat: stat_of(&st),
+            stat,
             xattrs: Vec::new(),
             acl: Default::default(),
             fcaps: None,
@@ -134,6 +137,46 @@ pub fn capture_unopened(
         ctime: time(st.st_ctime, st.st_ctime_nsec),
         fd: None,
     })
+}
+
+/// `statx` of `name` in `dir` (not followed), as a stat, with the inode flags `statx` shows
+/// (the others only the ioctl on an open file reads: a file with one of them looks changed to
+/// change detection and is captured again, opened).
+fn statx_at(dir: BorrowedFd<'_>, name: &std::ffi::CStr) -> Option<(FileStat, u64)> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: an all-zero statx is a valid value to be overwritten.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    let flags = libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_SYNC_AS_STAT;
+    // SAFETY: `name` is NUL-terminated and `stx` is valid for writing.
+    let r = unsafe {
+        libc::statx(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            flags,
+            libc::STATX_BASIC_STATS,
+            &mut stx,
+        )
+    };
+    if r != 0 || stx.stx_mask & libc::STATX_BASIC_STATS != libc::STATX_BASIC_STATS {
+        return None;
+    }
+    // SAFETY: an all-zero stat is a valid value; the fields used are filled in below.
+    let mut st: FileStat = unsafe { std::mem::zeroed() };
+    st.st_mode = libc::mode_t::from(stx.stx_mode);
+    st.st_uid = stx.stx_uid;
+    st.st_gid = stx.stx_gid;
+    st.st_size = stx.stx_size as libc::off_t;
+    st.st_dev = libc::makedev(stx.stx_dev_major, stx.stx_dev_minor);
+    st.st_rdev = libc::makedev(stx.stx_rdev_major, stx.stx_rdev_minor);
+    st.st_ino = stx.stx_ino;
+    st.st_nlink = stx.stx_nlink.into();
+    st.st_mtime = stx.stx_mtime.tv_sec;
+    st.st_mtime_nsec = stx.stx_mtime.tv_nsec.into();
+    st.st_ctime = stx.stx_ctime.tv_sec;
+    st.st_ctime_nsec = stx.stx_ctime.tv_nsec.into();
+    let visible = stx.stx_attributes & stx.stx_attributes_mask;
+    let fs_flags = (visible as u32) & chattr::STATX_VISIBLE;
+    Some((st, chattr::to_pxar(fs_flags)))
 }
 
 /// Extended attributes, ACLs, link target and the rest, once the entry's type and stat are known
@@ -159,8 +202,16 @@ fn finish_capture(
         FileType::Symlink => Some(read_link(dir, name, path)?),
         _ => None,
     };
+    let mut stat = stat_of(&st);
+    if let Some(fd) = &fd {
+        stat.flags = chattr::read(fd.as_fd()).map_err(|e| CaptureError::Io {
+            path: path.to_path_buf(),
+            op: "read the inode flags of",
+            source: e,
+        })?;
+    }
     let metadata = Metadata {
-        stat: stat_of(&st),
+        stat,
         xattrs: raw.xattrs,
         acl,
         fcaps: raw.fcaps,

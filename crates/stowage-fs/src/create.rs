@@ -418,6 +418,37 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
         Ok(())
     }
 
+    /// With change detection, re-references the payload of a file unchanged since the previous
+    /// snapshot and returns `None`; otherwise gives the capture back.
+    fn try_reuse(
+        &mut self,
+        name: &[u8],
+        path: &[u8],
+        c: Captured,
+    ) -> Result<Option<Captured>, CreateError> {
+        let Some(reuse) = self.reuse.as_deref_mut() else {
+            return Ok(Some(c));
+        };
+        let (size, position) = (c.size, self.encoder.payload_position());
+        let Some((offset, appended)) = reuse
+            .reuse(path, &c.metadata, size, position)
+            .map_err(CreateError::Write)?
+        else {
+            return Ok(Some(c));
+        };
+        self.encoder.advance_payload(appended)?;
+        let link = self
+            .encoder
+            .add_file_reused(name, &c.metadata, size, offset)?;
+        self.stats.reused += 1;
+        self.stats.bytes += size;
+        self.catalog_add(|cat| cat.add_file(name, size, c.metadata.stat.mtime.secs))?;
+        if c.nlink > 1 {
+            self.links.insert((c.dev, c.ino), (path.to_vec(), link));
+        }
+        Ok(None)
+    }
+
     fn add_file(
         &mut self,
         dir: BorrowedFd<'_>,
@@ -435,32 +466,20 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
             }
         }
         self.stats.files += 1;
-        let size = c.size;
-        if let Some(reuse) = self.reuse.as_deref_mut() {
-            let position = self.encoder.payload_position();
-            match reuse.reuse(&path, &c.metadata, size, position) {
-                Ok(Some((offset, appended))) => {
-                    self.encoder.advance_payload(appended)?;
-                    let link = self
-                        .encoder
-                        .add_file_reused(name, &c.metadata, size, offset)?;
-                    self.stats.reused += 1;
-                    self.stats.bytes += size;
-                    self.catalog_add(|cat| cat.add_file(name, size, c.metadata.stat.mtime.secs))?;
-                    if c.nlink > 1 {
-                        self.links.insert((c.dev, c.ino), (path, link));
-                    }
-                    return Ok(());
-                }
-                Ok(None) => reuse.new_payload(),
-                Err(e) => return Err(CreateError::Write(e)),
-            }
-        }
+        let Some(c) = self.try_reuse(name, &path, c)? else {
+            return Ok(());
+        };
         let c = match c.fd {
             Some(_) => c,
-            // Only stat'ed so far (see `capture_unopened`): open it, and take what it is now.
+            // Only stat'ed so far (see `capture_unopened`): open it, take what it is now, and
+            // ask again (its inode flags, say, only the open file shows).
             None => match capture_hinted(dir, os_name, Some(FileType::Regular)) {
-                Ok(now) if now.file_type == FileType::Regular => now,
+                Ok(now) if now.file_type == FileType::Regular => {
+                    match self.try_reuse(name, &path, now)? {
+                        Some(now) => now,
+                        None => return Ok(()),
+                    }
+                }
                 Ok(_) => {
                     self.stats.files -= 1;
                     self.warning(format!(
@@ -477,6 +496,9 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
                 }
             },
         };
+        if let Some(reuse) = self.reuse.as_deref_mut() {
+            reuse.new_payload();
+        }
         let size = c.size;
         let mut writer = self.encoder.add_file(name, &c.metadata, size)?;
         let link = writer.link_offset();

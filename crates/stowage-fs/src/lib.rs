@@ -16,6 +16,7 @@
 
 mod apply;
 pub mod capture;
+mod chattr;
 mod create;
 mod error;
 pub mod exclude;

@@ -258,6 +258,8 @@ impl PayloadReuse for Reuser {
             return Ok(None);
         };
         if old.size != size || old.metadata != *metadata {
+            // Kept: the walker may ask again with the metadata of the opened file.
+            self.previous.files.insert(path.to_vec(), old);
             return Ok(None);
         }
         let end = old.offset + PAYLOAD_HEADER + size;
