@@ -293,6 +293,41 @@ mod tests {
     }
 
     #[test]
+    fn a_default_acl_on_the_target_does_not_change_the_restored_mode() {
+        use stowage_archive::{Acl, AclDefault};
+        let dir = tempfile::tempdir_in("/dev/shm")
+            .or_else(|_| tempfile::tempdir())
+            .unwrap();
+        // Default ACL u::rwx,g::---,o::---: new files get mode & 0700 whatever the umask.
+        let acl = Acl {
+            default: Some(AclDefault {
+                user_obj_perms: 7,
+                group_obj_perms: 0,
+                other_perms: 0,
+                mask_perms: stowage_archive::metadata::perms::NO_MASK,
+            }),
+            ..Acl::default()
+        };
+        let value = crate::posix_acl::default_xattr(&acl).unwrap();
+        let target = std::fs::File::open(dir.path()).unwrap();
+        let handle = crate::xattr::Handle::Fd(std::os::fd::AsFd::as_fd(&target));
+        if crate::xattr::set(handle, b"system.posix_acl_default", &value).is_err() {
+            return eprintln!("skipped: no ACLs on this file system");
+        }
+        let mut restorer = Restorer::open(dir.path(), RestoreOptions::default())
+            .unwrap()
+            .with_writers(2);
+        let mut w = restorer
+            .create_file(OsStr::new("f"), &metadata(0o644, 9), 1)
+            .unwrap();
+        w.put(b"x").unwrap();
+        w.finish().unwrap();
+        restorer.finish(None).unwrap();
+        let m = std::fs::metadata(dir.path().join("f")).unwrap();
+        assert_eq!(m.mode() & 0o7777, 0o644);
+    }
+
+    #[test]
     fn a_short_pooled_file_is_refused_and_the_pool_still_finishes() {
         let dir = tempfile::tempdir_in("/dev/shm")
             .or_else(|_| tempfile::tempdir())
@@ -312,5 +347,10 @@ mod tests {
         assert!(w.put(&[1u8; 11]).is_err(), "more than announced");
         drop(w);
         restorer.finish(None).unwrap();
+        // Neither got the archived metadata (mtime 5): an incomplete file is not finished.
+        for name in ["short", "long"] {
+            let m = std::fs::metadata(dir.path().join(name)).unwrap();
+            assert_ne!(m.mtime(), 5, "{name}");
+        }
     }
 }

@@ -32,23 +32,44 @@ pub(crate) struct Target {
     pub size: u64,
     /// The file ends in a hole: its length must be set.
     pub needs_len: AtomicBool,
-    /// Created with the owner and mode it is to have: neither is set again.
+    /// Created with the owner and mode it is to have: neither is set again (after a check).
     pub preset: bool,
+    /// All content was handed over, of the announced size.
+    pub complete: AtomicBool,
+    /// Writing a piece failed.
+    pub failed: AtomicBool,
 }
 
 impl Target {
     /// Sets the length if needed and applies the metadata: the last step, after all content.
+    /// A file whose content did not all arrive gets none (the error is reported elsewhere).
     pub fn finish(self, ctx: &mut ApplyCtx) -> Result<(), RestoreError> {
+        if !self.complete.load(Ordering::Acquire) || self.failed.load(Ordering::Acquire) {
+            return Ok(());
+        }
         if self.needs_len.load(Ordering::Acquire) {
             self.file
                 .set_len(self.size)
                 .map_err(|source| write_error(&self.path, source))?;
         }
         let node = Node::Open(self.file.as_fd());
-        match self.preset {
+        match self.preset && self.came_out_right() {
             true => apply::apply_after_mode(node, &self.metadata, ctx, &self.path),
             false => apply::apply(node, &self.metadata, ctx, &self.path),
         }
+    }
+
+    /// Whether the new file has the owner and mode it is to have: the umask and the setgid bit
+    /// are accounted for at creation, but a default ACL or a `grpid` mount can still decide
+    /// otherwise.
+    fn came_out_right(&self) -> bool {
+        let Ok(st) = nix::sys::stat::fstat(&self.file) else {
+            return false;
+        };
+        let want = &self.metadata.stat;
+        u64::from(st.st_mode) & 0o7777 == want.mode & 0o7777
+            && st.st_uid == want.uid
+            && st.st_gid == want.gid
     }
 
     /// Writes one piece of content at `offset` (a multiple of [`PIECE`]).
@@ -64,6 +85,9 @@ impl Target {
             Ok(())
         });
         debug_assert!(sparse.tail.is_empty() || offset + data.len() as u64 == self.size);
+        if result.is_err() {
+            self.failed.store(true, Ordering::Release);
+        }
         result.map_err(|source| write_error(&self.path, source))
     }
 }
@@ -130,6 +154,8 @@ impl<'a> FileWriter<'a> {
                 size: expected,
                 needs_len: AtomicBool::new(false),
                 preset,
+                complete: AtomicBool::new(false),
+                failed: AtomicBool::new(false),
             }),
             sink,
             received: 0,
@@ -166,6 +192,7 @@ impl<'a> FileWriter<'a> {
                 actual: received,
             });
         }
+        target.complete.store(true, Ordering::Release);
         match sink {
             Sink::Inline(mut sparse) => {
                 let total = sparse
