@@ -104,7 +104,12 @@ pub(crate) fn has_none_at(dir: BorrowedFd<'_>, name: &CStr) -> Option<bool> {
     if n >= 0 {
         return Some(n == 0);
     }
-    if io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+    // ENOSYS: an older kernel; EPERM: a seccomp filter that refuses system calls it does not
+    // know (container runtimes before 6.13).
+    if matches!(
+        io::Error::last_os_error().raw_os_error(),
+        Some(libc::ENOSYS | libc::EPERM)
+    ) {
         NO_LISTXATTRAT.store(true, Ordering::Relaxed);
     }
     None

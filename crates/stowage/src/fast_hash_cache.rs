@@ -15,6 +15,7 @@
 //! (32-byte SHA-256, 32-byte BLAKE3), then the SHA-256 of everything before.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use stowage_core::Blake3;
@@ -92,9 +93,19 @@ fn file(dir: &Path, time: i64) -> PathBuf {
     dir.join(format!("{time}.b3"))
 }
 
-/// The pairs recorded for the snapshot taken at `time`, or nothing.
+/// The pairs recorded for the snapshot taken at `time`, or nothing. A file that someone else
+/// could have written (another owner, or writable by group or others) is not used: its pairs
+/// would name the chunks of the next backup.
 pub fn load(dir: &Path, time: i64) -> Vec<(Digest, Blake3)> {
-    std::fs::read(file(dir, time))
+    use std::os::unix::fs::MetadataExt;
+    let path = file(dir, time);
+    let trusted = std::fs::symlink_metadata(&path).is_ok_and(|m| {
+        m.is_file() && m.uid() == nix::unistd::geteuid().as_raw() && m.mode() & 0o022 == 0
+    });
+    if !trusted {
+        return Vec::new();
+    }
+    std::fs::read(path)
         .ok()
         .and_then(|bytes| decode(&bytes))
         .filter(|(t, _)| *t == time)
@@ -113,7 +124,13 @@ pub fn save(
     std::fs::create_dir_all(dir)?;
     let path = &file(dir, time);
     let tmp = path.with_extension(format!("b3.tmp-{}", std::process::id()));
-    let written = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(&encode(time, pairs)));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(&encode(time, pairs)));
     if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
@@ -171,6 +188,13 @@ mod tests {
         assert_eq!(load(&dir, 101), pairs);
         assert!(load(&dir, 102).is_empty() && load(&dir, 103).is_empty());
         save(&dir, 103, &pairs, |_| true).unwrap();
+        // A file others may write is not used.
+        use std::os::unix::fs::PermissionsExt;
+        let shared = std::fs::Permissions::from_mode(0o666);
+        std::fs::set_permissions(dir.join("103.b3"), shared).unwrap();
+        assert!(load(&dir, 103).is_empty());
+        std::fs::set_permissions(dir.join("103.b3"), PermissionsExt::from_mode(0o600)).unwrap();
+        assert_eq!(load(&dir, 103), pairs);
         // A file renamed to another snapshot's name is not taken for it.
         std::fs::rename(dir.join("103.b3"), dir.join("104.b3")).unwrap();
         assert!(load(&dir, 104).is_empty());

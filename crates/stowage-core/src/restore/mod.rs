@@ -130,12 +130,23 @@ struct FetchWorker<'a> {
     counters: &'a RestoreCounters,
     decoder: BlobDecoder,
     encoded: [Vec<u8>; 2],
+    /// Repeated chunks this worker claimed and has not put into the cache yet.
+    claims: Vec<Digest>,
+}
+
+impl Drop for FetchWorker<'_> {
+    /// Gives up what it claimed, so no other worker waits for it forever (a panic, say).
+    fn drop(&mut self) {
+        for digest in &self.claims {
+            self.cache.abandon(digest);
+        }
+    }
 }
 
 impl FetchWorker<'_> {
     /// What chunk `i` needs. `wait`: whether to wait for a chunk another worker is fetching
     /// (`None` comes back if not; a worker holding a claim must not wait).
-    fn step(&self, i: usize, mut buf: Vec<u8>, wait: bool) -> (Option<Step>, Vec<u8>) {
+    fn step(&mut self, i: usize, mut buf: Vec<u8>, wait: bool) -> (Option<Step>, Vec<u8>) {
         let (_, len, digest) = self.index.chunk(i);
         if (self.is_zero_chunk)(len, digest) {
             return (Some(Step::Ready(Piece::Zero)), buf);
@@ -153,7 +164,11 @@ impl FetchWorker<'_> {
                     Vec::new(),
                 )
             }
-            Lookup::Single | Lookup::Claimed => (Some(Step::Fetch), buf),
+            Lookup::Single => (Some(Step::Fetch), buf),
+            Lookup::Claimed => {
+                self.claims.push(*digest);
+                (Some(Step::Fetch), buf)
+            }
             Lookup::Busy => (None, buf),
         }
     }
@@ -194,12 +209,13 @@ impl FetchWorker<'_> {
                 eb.and_then(|n| self.check(j, &sha256(&b)).map(|()| n)),
             ),
         };
-        [self.finish(i, a, ea), self.finish(j, b, eb)]
+        let first = self.finish(i, a, ea);
+        [first, self.finish(j, b, eb)]
     }
 
     /// A fetched chunk, or the claim on it given up.
     fn finish(
-        &self,
+        &mut self,
         i: usize,
         buf: Vec<u8>,
         result: Result<u64, PipelineError>,
@@ -207,7 +223,9 @@ impl FetchWorker<'_> {
         match result {
             Ok(n) => Ok(self.fetched(i, buf, n)),
             Err(e) => {
-                self.cache.abandon(self.index.chunk(i).2);
+                let digest = self.index.chunk(i).2;
+                self.claims.retain(|d| d != digest);
+                self.cache.abandon(digest);
                 Err(e)
             }
         }
@@ -246,8 +264,10 @@ impl FetchWorker<'_> {
         }
     }
 
-    fn fetched(&self, i: usize, buf: Vec<u8>, encoded: u64) -> Fetched {
-        self.cache.put(self.index.chunk(i).2, &buf);
+    fn fetched(&mut self, i: usize, buf: Vec<u8>, encoded: u64) -> Fetched {
+        let digest = self.index.chunk(i).2;
+        self.claims.retain(|d| d != digest);
+        self.cache.put(digest, &buf);
         self.counters.read.fetch_add(encoded, Ordering::Relaxed);
         Fetched {
             index: i,
@@ -280,6 +300,7 @@ fn fetch_worker(
         counters,
         decoder,
         encoded: [Vec::new(), Vec::new()],
+        claims: Vec::new(),
     };
     // A chunk taken from the queue to pair with, but not fetched with the one before.
     let mut waiting: Option<(usize, Vec<u8>)> = None;
@@ -506,6 +527,7 @@ mod tests {
             counters: &RestoreCounters::default(),
             decoder: BlobDecoder::new().unwrap(),
             encoded: [Vec::new(), Vec::new()],
+            claims: Vec::new(),
         };
         let [a, b] = worker.fetch_pair((1, Vec::new()), (2, Vec::new()));
         for (i, fetched) in [(1, a), (2, b)] {
@@ -523,6 +545,34 @@ mod tests {
             matches!(err, PipelineError::Corrupt { offset: 24576, .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_worker_that_goes_away_gives_up_its_claims() {
+        let data = [vec![3u8; 4096], vec![3u8; 4096]].concat();
+        let store = MemStore::default();
+        let index = backup(&data, &store);
+        let cache = RepeatCache::new(&index, 8);
+        let never_zero = |_: usize, _: &Digest| false;
+        let mut worker = FetchWorker {
+            index: &index,
+            source: &store,
+            cache: &cache,
+            is_zero_chunk: &never_zero,
+            counters: &RestoreCounters::default(),
+            decoder: BlobDecoder::new().unwrap(),
+            encoded: [Vec::new(), Vec::new()],
+            claims: Vec::new(),
+        };
+        assert!(matches!(
+            worker.step(0, Vec::new(), true).0,
+            Some(Step::Fetch)
+        ));
+        drop(worker); // as a panic would, before the chunk was fetched
+        assert!(matches!(
+            cache.try_lookup(&index.digests[1]),
+            repeat_cache::Lookup::Claimed
+        ));
     }
 
     #[test]
