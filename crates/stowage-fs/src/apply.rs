@@ -53,6 +53,19 @@ impl RestoreStats {
 pub(crate) struct ApplyCtx {
     pub is_root: bool,
     pub stats: RestoreStats,
+    /// Regular files whose immutable or append-only flag waits for the end of the restore
+    /// (a hardlink to them could not be made once it is set): path below the target, flags.
+    pub deferred_flags: Vec<(std::path::PathBuf, u64)>,
+}
+
+impl ApplyCtx {
+    pub fn new(is_root: bool) -> ApplyCtx {
+        ApplyCtx {
+            is_root,
+            stats: RestoreStats::default(),
+            deferred_flags: Vec::new(),
+        }
+    }
 }
 
 /// Who creates inodes, and with which umask: what a new file gets without `fchown`/`fchmod`.
@@ -275,9 +288,28 @@ fn set_flags(
     ctx: &mut ApplyCtx,
     path: &Path,
 ) -> Result<(), RestoreError> {
-    let (Node::Open(fd), flags @ 1..) = (node, meta.stat.flags) else {
+    let (Node::Open(fd), mut flags @ 1..) = (node, meta.stat.flags) else {
         return Ok(());
     };
+    let last = flags & chattr::BLOCKS_LINKS;
+    if last != 0 && meta.file_type() == Some(FileType::Regular) {
+        ctx.deferred_flags.push((path.to_path_buf(), flags));
+        flags &= !chattr::BLOCKS_LINKS;
+        if flags == 0 {
+            return Ok(());
+        }
+    }
+    set_flags_on(fd, flags, ctx, path)
+}
+
+/// Sets the inode flags `flags` (pxar bits) on the open `fd`; what the file system or the
+/// caller's privileges do not allow is counted, not an error.
+pub(crate) fn set_flags_on(
+    fd: std::os::fd::BorrowedFd<'_>,
+    flags: u64,
+    ctx: &mut ApplyCtx,
+    path: &Path,
+) -> Result<(), RestoreError> {
     match chattr::set(fd, flags) {
         Ok(()) => Ok(()),
         Err(e) if may_skip(&e) || is_unsupported_ioctl(&e) => {

@@ -37,6 +37,10 @@ pub fn from_pxar(pxar: u64) -> u32 {
         .fold(0, |acc, (k, _)| acc | k)
 }
 
+/// The pxar bits of the flags after which no hardlink to the file can be made (immutable,
+/// append-only): a restore sets them last of all.
+pub const BLOCKS_LINKS: u64 = 0x0040_0000 | 0x0001_0000;
+
 /// The kernel flags `statx` reports for every file system (`STATX_ATTR_COMPRESSED`,
 /// `_IMMUTABLE`, `_APPEND`, `_NODUMP` share the `FS_*_FL` values); the others need the ioctl.
 pub const STATX_VISIBLE: u32 = 0x04 | 0x10 | 0x20 | 0x40;

@@ -130,6 +130,12 @@ pub trait PayloadReuse {
 
     /// A new file's payload is about to be written: a good place for a chunk boundary.
     fn new_payload(&mut self);
+
+    /// When the previous snapshot was taken (Unix seconds): a file whose status changed since
+    /// then is captured from an open descriptor (its inode flags, say, only that shows).
+    fn previous_time(&self) -> Option<i64> {
+        None
+    }
 }
 
 struct Walk<'a, W: Write, P: Write, C: Write> {
@@ -244,9 +250,9 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
                 },
             };
             // With change detection, a file is only stat'ed until it must be read.
-            let captured = match self.reuse.is_some() {
-                true => capture_unopened(dir.as_fd(), &name, hint),
-                false => capture_hinted(dir.as_fd(), &name, hint),
+            let captured = match self.reuse.as_deref().map(|r| r.previous_time()) {
+                Some(since) => capture_unopened(dir.as_fd(), &name, hint, since),
+                None => capture_hinted(dir.as_fd(), &name, hint),
             };
             let captured = match captured {
                 Ok(c) => c,

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
-use crate::apply::{ApplyCtx, RestoreStats};
+use crate::apply::ApplyCtx;
 use crate::error::RestoreError;
 use crate::writer::Target;
 
@@ -34,7 +34,7 @@ pub(crate) struct Pool {
     /// Piece buffers that went through the pool, to be filled again.
     spare: Receiver<Vec<u8>>,
     failure: Failure,
-    workers: Vec<JoinHandle<RestoreStats>>,
+    workers: Vec<JoinHandle<ApplyCtx>>,
 }
 
 impl std::fmt::Debug for Piece {
@@ -95,20 +95,19 @@ impl Pool {
         }
     }
 
-    /// Waits until every queued piece is written and every file finished; returns what the
-    /// threads had to skip, or the first error.
-    pub fn join(mut self) -> Result<RestoreStats, RestoreError> {
+    /// Waits until every queued piece is written and every file finished; adds what the
+    /// threads had to skip and left for the end to `ctx`, or returns the first error.
+    pub fn join(mut self, ctx: &mut ApplyCtx) -> Result<(), RestoreError> {
         self.jobs = None;
-        let mut stats = RestoreStats::default();
         for worker in std::mem::take(&mut self.workers) {
-            let s = worker.join().map_err(|_| RestoreError::Unbalanced {
+            let done = worker.join().map_err(|_| RestoreError::Unbalanced {
                 path: ".".into(),
                 detail: "a restore writer thread panicked",
             })?;
-            stats.add(&s);
+            ctx.stats.add(&done.stats);
+            ctx.deferred_flags.extend(done.deferred_flags);
         }
-        self.check()?;
-        Ok(stats)
+        self.check()
     }
 }
 
@@ -126,11 +125,8 @@ fn work(
     recycle: &Sender<Vec<u8>>,
     failure: &Failure,
     is_root: bool,
-) -> RestoreStats {
-    let mut ctx = ApplyCtx {
-        is_root,
-        stats: RestoreStats::default(),
-    };
+) -> ApplyCtx {
+    let mut ctx = ApplyCtx::new(is_root);
     for Piece {
         target,
         offset,
@@ -149,7 +145,7 @@ fn work(
             }
         }
     }
-    ctx.stats
+    ctx
 }
 
 #[cfg(test)]

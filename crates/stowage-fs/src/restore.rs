@@ -81,10 +81,7 @@ impl Restorer {
             stack: Vec::new(),
             path: PathBuf::new(),
             options,
-            ctx: ApplyCtx {
-                is_root: nix::unistd::geteuid().is_root(),
-                stats: RestoreStats::default(),
-            },
+            ctx: ApplyCtx::new(nix::unistd::geteuid().is_root()),
             pool: None,
             creator: Creator::current(),
             root_plain: st.st_mode & libc::S_ISGID == 0,
@@ -314,8 +311,11 @@ impl Restorer {
             });
         }
         if let Some(pool) = self.pool.take() {
-            let stats = pool.join()?;
-            self.ctx.stats.add(&stats);
+            pool.join(&mut self.ctx)?;
+        }
+        for (path, flags) in std::mem::take(&mut self.ctx.deferred_flags) {
+            let fd = open_beneath(self.root.as_fd(), &path)?;
+            apply::set_flags_on(fd.as_fd(), flags, &mut self.ctx, &path)?;
         }
         if let Some(meta) = root_metadata {
             let node = Node::Open(self.root.as_fd());
@@ -441,4 +441,31 @@ fn expect_type(
             what,
         }),
     }
+}
+
+/// Opens the regular file at `path` below `root` for reading, refusing any symlink on the way
+/// or a path leading out (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`).
+fn open_beneath(root: BorrowedFd<'_>, path: &Path) -> Result<OwnedFd, RestoreError> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let cpath = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| RestoreError::io(path, "open")(Errno::EINVAL))?;
+    // SAFETY: an all-zero open_how is valid; the fields set below are plain integers.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY) as u64;
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: `cpath` is NUL-terminated and `how` is valid for its size.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root.as_raw_fd(),
+            cpath.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(RestoreError::io(path, "open")(Errno::last()));
+    }
+    // SAFETY: the kernel returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }

@@ -1071,8 +1071,11 @@ fn chattr_flags_survive_backup_and_restore() {
     inode_flags(&src.join("noatime"), Some(NOATIME)).unwrap();
     let mut wanted = vec![("nodump", NODUMP), ("noatime", NOATIME), ("plain", 0)];
     if is_root() {
+        // A second name too: no link can be made once the flag is set, so it comes last.
+        fs::hard_link(src.join("append"), src.join("append-link")).unwrap();
         inode_flags(&src.join("append"), Some(APPEND)).unwrap();
         wanted.push(("append", APPEND));
+        wanted.push(("append-link", APPEND));
     }
     // Legacy, then metadata mode twice: the re-backup only stats the files, and the flag that
     // statx does not show (noatime) makes it open the file, find it unchanged and reuse it.
@@ -1084,6 +1087,7 @@ fn chattr_flags_survive_backup_and_restore() {
         store.backup_tree_ok(&src, id, time, mode);
     }
     let again = store.backup_tree_ok(&src, "flm", T2, &["--change-detection-mode", "metadata"]);
+    // The four files (a hardlink's second name is no file of its own).
     assert_eq!(again["archives"][0]["tree"]["reused"], 4, "{again}");
     for snapshot in [host_snap("fl", T1), host_snap("flm", T2)] {
         let dst = store.file(&format!("dst-{}", unique()));

@@ -51,6 +51,8 @@ pub struct PreviousArchive {
     reached: Vec<u8>,
     payload: DynamicIndex,
     name: String,
+    /// When the previous snapshot was taken (Unix seconds).
+    time: i64,
 }
 
 /// `a` before `b` in walk order: depth first, names in byte order within each directory.
@@ -138,6 +140,7 @@ impl PreviousArchive {
             reached: Vec::new(),
             payload,
             name: what,
+            time: base.time.epoch(),
         }))
     }
 
@@ -302,5 +305,9 @@ impl PayloadReuse for Reuser {
 
     fn new_payload(&mut self) {
         self.payload.0.borrow_mut().suggest_boundary();
+    }
+
+    fn previous_time(&self) -> Option<i64> {
+        Some(self.previous.time)
     }
 }
