@@ -31,7 +31,7 @@ pub use payload::{payload_pipe, PayloadSource, PayloadWriter};
 pub use pipe::{pipe, PipeReader, PipeWriter};
 pub use random::{chunk_feed, ChunkFeed, FeedTarget, RandomReader};
 pub use restore::{restore_image, RestoreCounters, RestoreStats};
-pub use traits::{ChunkSink, ChunkSource, ImageTarget};
+pub use traits::{ChunkSink, ChunkSource, ImageTarget, PositionalWrite};
 
 /// Threads to use when the user did not say: every core.
 pub fn default_threads() -> usize {

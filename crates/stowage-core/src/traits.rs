@@ -20,8 +20,26 @@ pub trait ChunkSource: Sync {
     fn read_chunk(&self, digest: &Digest, out: &mut Vec<u8>) -> Result<(), StoreError>;
 }
 
+/// A target any thread may write at any offset, in any order: a regular file, a block device.
+pub trait PositionalWrite: Send + Sync {
+    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()>;
+}
+
+impl PositionalWrite for std::fs::File {
+    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        std::os::unix::fs::FileExt::write_all_at(self, data, offset)
+    }
+}
+
 /// Where a restored image goes: a sparse file, a block device, a pipe.
 pub trait ImageTarget {
+    /// A handle through which the restore's workers write data chunks themselves, each as soon
+    /// as it is verified, in any order; the target then sees only `write_zeroes` and `finish`
+    /// (in order). `None` (the default): every chunk goes through `write_at`, in order.
+    fn positional(&self) -> Option<std::sync::Arc<dyn PositionalWrite>> {
+        None
+    }
+
     /// Writes `data` at `offset`. Calls arrive in ascending offset order.
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()>;
 

@@ -41,6 +41,10 @@ pub fn from_pxar(pxar: u64) -> u32 {
 /// append-only): a restore sets them last of all.
 pub const BLOCKS_LINKS: u64 = 0x0040_0000 | 0x0001_0000;
 
+/// The pxar bits of the flags a file system only takes on an empty file (no copy-on-write,
+/// compression on or off): a restore sets them right after creating the file.
+pub const ON_EMPTY_FILE: u64 = 0x0008_0000 | 0x0004_0000 | 0x0100_0000;
+
 /// The kernel flags `statx` reports for every file system (`STATX_ATTR_COMPRESSED`,
 /// `_IMMUTABLE`, `_APPEND`, `_NODUMP` share the `FS_*_FL` values); the others need the ioctl.
 pub const STATX_VISIBLE: u32 = 0x04 | 0x10 | 0x20 | 0x40;

@@ -20,6 +20,7 @@ use stowage_archive::format::{check_name, check_relative_path, MAX_PATH_LEN};
 use stowage_archive::{FileType, Metadata};
 
 use crate::apply::{self, ApplyCtx, Creator, Node, RestoreStats};
+use crate::chattr;
 use crate::error::RestoreError;
 use crate::parallel::Pool;
 use crate::writer::FileWriter;
@@ -201,6 +202,10 @@ impl Restorer {
         let fd = self.create_with(name, &path, "file", "create", |dir| {
             openat(dir, name, flags, mode)
         })?;
+        let early = metadata.stat.flags & chattr::ON_EMPTY_FILE;
+        if early != 0 {
+            apply::set_flags_on(fd.as_fd(), early, &mut self.ctx, &path)?;
+        }
         Ok(FileWriter::new(
             File::from(fd),
             metadata,

@@ -7,7 +7,7 @@ use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use stowage_core::ImageTarget;
+use stowage_core::{ImageTarget, PositionalWrite};
 use stowage_types::ErrorClass;
 
 use crate::exit::fail;
@@ -135,6 +135,11 @@ fn device_size(file: &File) -> io::Result<u64> {
 }
 
 impl ImageTarget for SparseFile {
+    fn positional(&self) -> Option<std::sync::Arc<dyn PositionalWrite>> {
+        let file = self.file.try_clone().ok()?;
+        Some(std::sync::Arc::new(file))
+    }
+
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         self.file.write_all_at(data, offset)
     }
@@ -170,6 +175,11 @@ pub(crate) fn write_zeroes_with(
 }
 
 impl ImageTarget for Device {
+    fn positional(&self) -> Option<std::sync::Arc<dyn PositionalWrite>> {
+        let file = self.file.try_clone().ok()?;
+        Some(std::sync::Arc::new(file))
+    }
+
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         self.file.write_all_at(data, offset)
     }

@@ -14,6 +14,7 @@ mod repeat_cache;
 use repeat_cache::{Lookup, RepeatCache};
 
 use crate::chunk::{decode_and_verify, decode_checked, zero_digest, ChunkCheckError};
+use crate::traits::PositionalWrite;
 use crate::{ChunkLayout, ChunkSource, ImageTarget, PipelineError};
 
 /// Live counters for a progress display.
@@ -39,6 +40,8 @@ pub struct RestoreStats {
 enum Piece {
     Zero,
     Data { buf: Vec<u8>, encoded: u64 },
+    /// Written to the target by the worker already (see [`ImageTarget::positional`]).
+    Written { buf: Vec<u8>, encoded: u64 },
 }
 
 struct Fetched {
@@ -78,6 +81,7 @@ pub fn restore_image(
     let (job_tx, job_rx) = bounded::<(usize, Vec<u8>)>(window);
     let (done_tx, done_rx) = bounded::<Result<Fetched, PipelineError>>(window);
 
+    let positional = target.positional();
     std::thread::scope(|s| {
         s.spawn(move || {
             for i in 0..index.chunk_count() {
@@ -88,6 +92,7 @@ pub fn restore_image(
             }
         });
         let cache = &cache;
+        let direct = positional.as_deref().map(|d| (d, target_name));
         for _ in 0..threads {
             let (job_rx, done_tx) = (job_rx.clone(), done_tx.clone());
             let is_zero_chunk = &is_zero_chunk;
@@ -100,6 +105,7 @@ pub fn restore_image(
                     job_rx,
                     done_tx,
                     counters,
+                    direct,
                 )
             });
         }
@@ -132,6 +138,8 @@ struct FetchWorker<'a> {
     encoded: [Vec<u8>; 2],
     /// Repeated chunks this worker claimed and has not put into the cache yet.
     claims: Vec<Digest>,
+    /// The target, when workers write to it themselves, and its name for errors.
+    direct: Option<(&'a dyn PositionalWrite, &'a str)>,
 }
 
 impl Drop for FetchWorker<'_> {
@@ -264,6 +272,29 @@ impl FetchWorker<'_> {
         }
     }
 
+    /// With a positional target, writes a verified chunk at its offset right here.
+    fn write_direct(&self, fetched: Fetched) -> Result<Fetched, PipelineError> {
+        let (Some((target, name)), Piece::Data { buf, encoded }) = (self.direct, &fetched.piece)
+        else {
+            return Ok(fetched);
+        };
+        let offset = self.index.chunk(fetched.index).0;
+        target
+            .write_at(offset, buf)
+            .map_err(|source| PipelineError::TargetWrite {
+                name: name.to_string(),
+                source,
+            })?;
+        let (index, encoded) = (fetched.index, *encoded);
+        let Piece::Data { buf, .. } = fetched.piece else {
+            unreachable!("matched above")
+        };
+        Ok(Fetched {
+            index,
+            piece: Piece::Written { buf, encoded },
+        })
+    }
+
     fn fetched(&mut self, i: usize, buf: Vec<u8>, encoded: u64) -> Fetched {
         let digest = self.index.chunk(i).2;
         self.claims.retain(|d| d != digest);
@@ -276,14 +307,16 @@ impl FetchWorker<'_> {
     }
 }
 
-fn fetch_worker(
-    index: &dyn ChunkLayout,
-    source: &dyn ChunkSource,
-    cache: &RepeatCache,
-    is_zero_chunk: &(dyn Fn(usize, &Digest) -> bool + Sync),
+#[allow(clippy::too_many_arguments)]
+fn fetch_worker<'a>(
+    index: &'a dyn ChunkLayout,
+    source: &'a dyn ChunkSource,
+    cache: &'a RepeatCache,
+    is_zero_chunk: &'a (dyn Fn(usize, &Digest) -> bool + Sync),
     jobs: Receiver<(usize, Vec<u8>)>,
     done: Sender<Result<Fetched, PipelineError>>,
-    counters: &RestoreCounters,
+    counters: &'a RestoreCounters,
+    direct: Option<(&'a dyn PositionalWrite, &'a str)>,
 ) {
     let decoder = match BlobDecoder::new() {
         Ok(d) => d,
@@ -301,6 +334,7 @@ fn fetch_worker(
         decoder,
         encoded: [Vec::new(), Vec::new()],
         claims: Vec::new(),
+        direct,
     };
     // A chunk taken from the queue to pair with, but not fetched with the one before.
     let mut waiting: Option<(usize, Vec<u8>)> = None;
@@ -327,6 +361,7 @@ fn fetch_worker(
             },
         };
         for result in results {
+            let result = result.and_then(|fetched| worker.write_direct(fetched));
             if done.send(result).is_err() {
                 return;
             }
@@ -386,6 +421,10 @@ fn write_in_order(
                 Piece::Data { buf, encoded } => {
                     stats.read_bytes += encoded;
                     target.write_owned(offset, buf).map_err(write_err)?
+                }
+                Piece::Written { buf, encoded } => {
+                    stats.read_bytes += encoded;
+                    buf
                 }
             };
             counters.done.fetch_add(len as u64, Ordering::Relaxed);
@@ -528,6 +567,7 @@ mod tests {
             decoder: BlobDecoder::new().unwrap(),
             encoded: [Vec::new(), Vec::new()],
             claims: Vec::new(),
+            direct: None,
         };
         let [a, b] = worker.fetch_pair((1, Vec::new()), (2, Vec::new()));
         for (i, fetched) in [(1, a), (2, b)] {
@@ -563,6 +603,7 @@ mod tests {
             decoder: BlobDecoder::new().unwrap(),
             encoded: [Vec::new(), Vec::new()],
             claims: Vec::new(),
+            direct: None,
         };
         assert!(matches!(
             worker.step(0, Vec::new(), true).0,
