@@ -39,9 +39,15 @@ pub struct RestoreStats {
 
 enum Piece {
     Zero,
-    Data { buf: Vec<u8>, encoded: u64 },
+    Data {
+        buf: Vec<u8>,
+        encoded: u64,
+    },
     /// Written to the target by the worker already (see [`ImageTarget::positional`]).
-    Written { buf: Vec<u8>, encoded: u64 },
+    Written {
+        buf: Vec<u8>,
+        encoded: u64,
+    },
 }
 
 struct Fetched {
