@@ -19,7 +19,7 @@ mod testutil;
 mod traits;
 
 pub use backup::{
-    backup_image, backup_image_fast, BackupCounters, BackupSession, ImageBackup, ImageBackupStats,
+    backup_image, backup_image_with, BackupCounters, BackupSession, ImageBackup, ImageBackupStats,
     ImageSource, Next, StreamSource,
 };
 pub use cdc::CdcSource;

@@ -180,7 +180,7 @@ type Pending = (usize, Vec<u8>, bool, Option<Blake3>);
 
 /// Backs up one stream read sequentially from `source` in chunks of at most `chunk_size` bytes
 /// (exactly that for images; content-defined for archives, see [`CdcSource`]), with `threads`
-/// workers. Memory: at most `2 * threads + 2` chunk buffers, fewer for big chunk sizes; known
+/// workers. Memory: at most `3 * threads + 2` chunk buffers, fewer for big chunk sizes; known
 /// chunks ([`Next::Known`]) take no buffer.
 pub fn backup_image(
     source: &mut dyn ImageSource,
@@ -191,19 +191,23 @@ pub fn backup_image(
     threads: usize,
     counters: &BackupCounters,
 ) -> Result<ImageBackup, PipelineError> {
-    let io = Stream {
+    backup_image_with(
         source,
-        name: source_name,
+        source_name,
         sink,
-    };
-    run(io, session, chunk_size, threads, counters, None)
+        session,
+        chunk_size,
+        threads,
+        counters,
+        None,
+    )
 }
 
-/// As [`backup_image`], recognising the previous backup's chunks by BLAKE3 where `fast` knows
-/// them (see [`FastHashes`]), and recording every data chunk's BLAKE3 in
+/// As [`backup_image`]; with `fast`, recognising the previous backup's chunks by BLAKE3 where
+/// it knows them (see [`FastHashes`]) and recording every data chunk's BLAKE3 in
 /// [`ImageBackup::blake3`] for the next backup.
 #[allow(clippy::too_many_arguments)]
-pub fn backup_image_fast(
+pub fn backup_image_with(
     source: &mut dyn ImageSource,
     source_name: &str,
     sink: &dyn ChunkSink,
@@ -211,36 +215,8 @@ pub fn backup_image_fast(
     chunk_size: usize,
     threads: usize,
     counters: &BackupCounters,
-    fast: &FastHashes,
-) -> Result<ImageBackup, PipelineError> {
-    let io = Stream {
-        source,
-        name: source_name,
-        sink,
-    };
-    run(io, session, chunk_size, threads, counters, Some(fast))
-}
-
-/// Where a backup reads from and stores to.
-struct Stream<'a> {
-    source: &'a mut dyn ImageSource,
-    name: &'a str,
-    sink: &'a dyn ChunkSink,
-}
-
-fn run(
-    io: Stream<'_>,
-    session: &BackupSession,
-    chunk_size: usize,
-    threads: usize,
-    counters: &BackupCounters,
     fast: Option<&FastHashes>,
 ) -> Result<ImageBackup, PipelineError> {
-    let Stream {
-        source,
-        name: source_name,
-        sink,
-    } = io;
     let started = Instant::now();
     let threads = threads.max(1);
     // Buffers grow to the chunk size; keep the worst case bounded for big chunk sizes.

@@ -304,7 +304,7 @@ fn run_fast(
     session: &BackupSession,
     fast: &FastHashes,
 ) -> ImageBackup {
-    crate::backup_image_fast(
+    crate::backup_image_with(
         &mut StreamSource(data),
         "test",
         store,
@@ -312,7 +312,7 @@ fn run_fast(
         4096,
         2,
         &BackupCounters::default(),
-        fast,
+        Some(fast),
     )
     .unwrap()
 }

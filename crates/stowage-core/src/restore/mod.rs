@@ -103,16 +103,12 @@ pub fn restore_image(
             let (job_rx, done_tx) = (job_rx.clone(), done_tx.clone());
             let is_zero_chunk = &is_zero_chunk;
             s.spawn(move || {
-                fetch_worker(
-                    index,
-                    source,
-                    cache,
-                    is_zero_chunk,
-                    job_rx,
-                    done_tx,
-                    counters,
-                    direct,
-                )
+                match FetchWorker::new(index, source, cache, is_zero_chunk, counters, direct) {
+                    Ok(worker) => fetch_worker(worker, job_rx, done_tx),
+                    Err(e) => {
+                        let _ = done_tx.send(Err(e));
+                    }
+                }
             });
         }
         drop((job_rx, done_tx));
@@ -313,35 +309,37 @@ impl FetchWorker<'_> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn fetch_worker<'a>(
-    index: &'a dyn ChunkLayout,
-    source: &'a dyn ChunkSource,
-    cache: &'a RepeatCache,
-    is_zero_chunk: &'a (dyn Fn(usize, &Digest) -> bool + Sync),
+impl<'a> FetchWorker<'a> {
+    fn new(
+        index: &'a dyn ChunkLayout,
+        source: &'a dyn ChunkSource,
+        cache: &'a RepeatCache,
+        is_zero_chunk: &'a (dyn Fn(usize, &Digest) -> bool + Sync),
+        counters: &'a RestoreCounters,
+        direct: Option<(&'a dyn PositionalWrite, &'a str)>,
+    ) -> Result<Self, PipelineError> {
+        let decoder = BlobDecoder::new().map_err(|e| PipelineError::Thread(e.to_string()))?;
+        Ok(FetchWorker {
+            index,
+            source,
+            cache,
+            is_zero_chunk,
+            counters,
+            decoder,
+            encoded: [Vec::new(), Vec::new()],
+            claims: Vec::new(),
+            direct,
+        })
+    }
+}
+
+/// A worker's loop: takes chunk positions until the queue closes or the writer hangs up.
+fn fetch_worker(
+    mut worker: FetchWorker<'_>,
     jobs: Receiver<(usize, Vec<u8>)>,
     done: Sender<Result<Fetched, PipelineError>>,
-    counters: &'a RestoreCounters,
-    direct: Option<(&'a dyn PositionalWrite, &'a str)>,
 ) {
-    let decoder = match BlobDecoder::new() {
-        Ok(d) => d,
-        Err(e) => {
-            let _ = done.send(Err(PipelineError::Thread(e.to_string())));
-            return;
-        }
-    };
-    let mut worker = FetchWorker {
-        index,
-        source,
-        cache,
-        is_zero_chunk,
-        counters,
-        decoder,
-        encoded: [Vec::new(), Vec::new()],
-        claims: Vec::new(),
-        direct,
-    };
+    let index = worker.index;
     // A chunk taken from the queue to pair with, but not fetched with the one before.
     let mut waiting: Option<(usize, Vec<u8>)> = None;
     while let Some((i, buf)) = waiting.take().or_else(|| jobs.recv().ok()) {
@@ -564,17 +562,9 @@ mod tests {
         let index = backup(&data, &store);
         let cache = RepeatCache::new(&index, 0);
         let never_zero = |_: usize, _: &Digest| false;
-        let mut worker = FetchWorker {
-            index: &index,
-            source: &store,
-            cache: &cache,
-            is_zero_chunk: &never_zero,
-            counters: &RestoreCounters::default(),
-            decoder: BlobDecoder::new().unwrap(),
-            encoded: [Vec::new(), Vec::new()],
-            claims: Vec::new(),
-            direct: None,
-        };
+        let counters = RestoreCounters::default();
+        let mut worker =
+            FetchWorker::new(&index, &store, &cache, &never_zero, &counters, None).unwrap();
         let [a, b] = worker.fetch_pair((1, Vec::new()), (2, Vec::new()));
         for (i, fetched) in [(1, a), (2, b)] {
             let Piece::Data { buf, .. } = fetched.unwrap().piece else {
@@ -600,17 +590,9 @@ mod tests {
         let index = backup(&data, &store);
         let cache = RepeatCache::new(&index, 8);
         let never_zero = |_: usize, _: &Digest| false;
-        let mut worker = FetchWorker {
-            index: &index,
-            source: &store,
-            cache: &cache,
-            is_zero_chunk: &never_zero,
-            counters: &RestoreCounters::default(),
-            decoder: BlobDecoder::new().unwrap(),
-            encoded: [Vec::new(), Vec::new()],
-            claims: Vec::new(),
-            direct: None,
-        };
+        let counters = RestoreCounters::default();
+        let mut worker =
+            FetchWorker::new(&index, &store, &cache, &never_zero, &counters, None).unwrap();
         assert!(matches!(
             worker.step(0, Vec::new(), true).0,
             Some(Step::Fetch)

@@ -14,8 +14,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use serde_json::json;
 use stowage_core::{
-    backup_image, backup_image_fast, BackupCounters, BackupSession, FastHashes, ImageBackup,
-    ImageSource,
+    backup_image_with, BackupCounters, BackupSession, FastHashes, ImageBackup, ImageSource,
 };
 use stowage_datastore::Datastore;
 use stowage_format::CatalogWriter;
@@ -160,28 +159,16 @@ impl Ctx<'_> {
             }),
             !self.g.quiet,
         );
-        let sink = self.store.chunk_store();
-        let result = match fast {
-            Some(fast) => backup_image_fast(
-                source,
-                source_name,
-                sink,
-                self.session,
-                chunk_size,
-                self.threads,
-                &counters,
-                fast,
-            ),
-            None => backup_image(
-                source,
-                source_name,
-                sink,
-                self.session,
-                chunk_size,
-                self.threads,
-                &counters,
-            ),
-        };
+        let result = backup_image_with(
+            source,
+            source_name,
+            self.store.chunk_store(),
+            self.session,
+            chunk_size,
+            self.threads,
+            &counters,
+            fast,
+        );
         reporter.finish();
         result.with_context(|| format!("backup of {label} failed"))
     }

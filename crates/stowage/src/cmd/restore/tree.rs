@@ -178,24 +178,7 @@ impl<'a> TreeRestore<'a> {
         let name = OsStr::from_bytes(&name);
         match kind {
             EntryKind::File { size, payload } => {
-                let mut writer = self.restorer.create_file(name, &metadata, size)?;
-                match (payload, self.payload.as_mut()) {
-                    (Payload::Inline, _) => loop {
-                        let n = decoder.read_payload(&mut self.buf)?;
-                        if n == 0 {
-                            break;
-                        }
-                        writer.put(&self.buf[..n])?;
-                    },
-                    (Payload::Ref(r), Some(reader)) => copy_payload(reader, r, &mut writer)?,
-                    (Payload::Ref(_), None) => {
-                        return Err(fail(
-                            ErrorClass::Verification,
-                            "the archive refers to a payload stream, but there is none".to_string(),
-                        ))
-                    }
-                }
-                writer.finish()?;
+                self.write_file(decoder, name, &metadata, size, payload)?;
                 if !self.includes.everything() {
                     self.files.insert(full);
                 }
@@ -240,7 +223,8 @@ impl<'a> TreeRestore<'a> {
                 String::from_utf8_lossy(target_path)
             )
         };
-        let Some(archive) = self.archive.as_mut() else {
+        // Taken out while its decoder runs, so the file can be written meanwhile.
+        let Some(mut archive) = self.archive.take() else {
             return Err(fail(
                 ErrorClass::Internal,
                 format!("{}: the archive cannot be read again", shown()),
@@ -248,30 +232,46 @@ impl<'a> TreeRestore<'a> {
         };
         let split = self.payload.is_some();
         let input = StreamAt {
-            reader: archive,
+            reader: &mut archive,
             pos: target.0,
         };
         let mut decoder = Decoder::at_entry(input, target.0, split);
-        let entry = match decoder.next_event().with_context(shown)? {
-            Some(Event::Entry(entry)) => *entry,
-            _ => {
-                return Err(fail(
+        let result = match decoder.next_event().with_context(shown) {
+            Ok(Some(Event::Entry(entry))) => match entry.kind {
+                EntryKind::File { size, payload } => {
+                    self.write_file(&mut decoder, name, &entry.metadata, size, payload)
+                }
+                _ => Err(fail(
                     ErrorClass::Verification,
-                    format!("{}: no entry at offset {}", shown(), target.0),
-                ))
-            }
-        };
-        let EntryKind::File { size, payload } = entry.kind else {
-            return Err(fail(
+                    format!(
+                        "{}: the entry at offset {} is not a regular file",
+                        shown(),
+                        target.0
+                    ),
+                )),
+            },
+            Ok(_) => Err(fail(
                 ErrorClass::Verification,
-                format!(
-                    "{}: the entry at offset {} is not a regular file",
-                    shown(),
-                    target.0
-                ),
-            ));
+                format!("{}: no entry at offset {}", shown(), target.0),
+            )),
+            Err(e) => Err(e),
         };
-        let mut writer = self.restorer.create_file(name, &entry.metadata, size)?;
+        drop(decoder);
+        self.archive = Some(archive);
+        result
+    }
+
+    /// Creates the regular file `name` and writes its content: inline from `decoder`, or from
+    /// the payload stream.
+    fn write_file<R: Read>(
+        &mut self,
+        decoder: &mut Decoder<R>,
+        name: &OsStr,
+        metadata: &Metadata,
+        size: u64,
+        payload: Payload,
+    ) -> Result<()> {
+        let mut writer = self.restorer.create_file(name, metadata, size)?;
         match (payload, self.payload.as_mut()) {
             (Payload::Inline, _) => loop {
                 let n = decoder.read_payload(&mut self.buf)?;
