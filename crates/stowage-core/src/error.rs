@@ -58,6 +58,12 @@ pub enum PipelineError {
 }
 
 impl PipelineError {
+    /// The pipeline stopped because the reader of its target went away (see
+    /// [`is_closed`](crate::is_closed)): not a failure of its own.
+    pub fn is_closed_target(&self) -> bool {
+        matches!(self, PipelineError::TargetWrite { source, .. } if crate::pipe::is_closed(source))
+    }
+
     pub fn class(&self) -> ErrorClass {
         match self {
             PipelineError::SourceRead { .. } => ErrorClass::Source,

@@ -28,7 +28,7 @@ pub use error::{PipelineError, StoreError};
 pub use fast_hash::{Blake3, FastHashes};
 pub use layout::ChunkLayout;
 pub use payload::{payload_pipe, PayloadSource, PayloadWriter};
-pub use pipe::{pipe, PipeReader, PipeWriter};
+pub use pipe::{is_closed, pipe, PipeReader, PipeWriter};
 pub use random::{chunk_feed, ChunkFeed, FeedTarget, RandomReader};
 pub use restore::{restore_image, RestoreCounters, RestoreStats};
 pub use traits::{ChunkSink, ChunkSource, ImageTarget, PositionalWrite};

@@ -38,8 +38,27 @@ pub fn pipe(pieces: usize) -> (PipeWriter, PipeReader) {
     )
 }
 
+/// What a pipe's writing end reports once the reading end has gone away: the reader stopped
+/// on purpose (it had what it wanted) or failed with an error of its own, which is the one to
+/// report. Recognise it with [`is_closed`].
+#[derive(Debug)]
+struct PipeClosed;
+
+impl std::fmt::Display for PipeClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the reading side stopped")
+    }
+}
+
+impl std::error::Error for PipeClosed {}
+
 pub(crate) fn closed() -> io::Error {
-    io::Error::new(io::ErrorKind::BrokenPipe, "the reading side stopped")
+    io::Error::new(io::ErrorKind::BrokenPipe, PipeClosed)
+}
+
+/// Whether `err` only says that the reading end of a pipe or feed went away.
+pub fn is_closed(err: &io::Error) -> bool {
+    err.get_ref().is_some_and(|inner| inner.is::<PipeClosed>())
 }
 
 impl PipeWriter {

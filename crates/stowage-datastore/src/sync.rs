@@ -47,7 +47,10 @@ pub struct SyncItem {
 impl Datastore {
     /// Copies every finished snapshot of namespace `ns` (and the namespaces below it) that this
     /// datastore lacks from `source`, oldest first per group; `group` limits it to one group.
-    /// Missing namespaces are created. Failures are reported per snapshot.
+    /// Missing namespaces are created. A snapshot that cannot be read from `source` (a corrupt
+    /// or missing chunk) fails alone and the sync goes on; a write that fails on this datastore
+    /// (a full disk, an I/O error) ends the sync at once with that error, since every further
+    /// snapshot would fail the same way.
     pub fn sync_from(
         &self,
         source: &Datastore,
@@ -72,6 +75,7 @@ impl Datastore {
                     let outcome = match dst.pull_snapshot(&src, &snapshot, threads) {
                         Ok(Some(copy)) => SyncOutcome::Copied(copy),
                         Ok(None) => SyncOutcome::Present,
+                        Err(e) if is_target_write(&e) => return Err(e),
                         Err(e) => SyncOutcome::Failed(e),
                     };
                     let item = SyncItem {
@@ -277,4 +281,12 @@ fn copy_owner(
     let owner = fs::read(&from).unwrap_or_else(|_| b"root@pam\n".to_vec());
     let to = target.group_dir(group).join("owner");
     fsutil::atomic_write(&to, &owner).map_err(DatastoreError::write(&to))
+}
+
+/// Whether a failed copy failed writing to the target (only the target is ever written).
+fn is_target_write(err: &DatastoreError) -> bool {
+    matches!(
+        err.class(),
+        stowage_types::ErrorClass::NoSpace | stowage_types::ErrorClass::IndexWrite
+    )
 }

@@ -149,7 +149,8 @@ impl RestoreError {
             BadName { .. } | BadLinkTarget { .. } | Invalid { .. } | SizeMismatch { .. } => {
                 ErrorClass::Verification
             }
-            Exists { .. } | IsDirectory { .. } => ErrorClass::Usage,
+            // The restore target cannot be written as asked (README: exit 5).
+            Exists { .. } | IsDirectory { .. } => ErrorClass::Target,
             Unbalanced { .. } => ErrorClass::Internal,
             Io { source, .. } => ErrorClass::of_write_error(source, ErrorClass::Target),
         }
@@ -204,7 +205,7 @@ mod tests {
             path: PathBuf::from("d/f"),
         };
         assert_eq!(e.to_string(), "d/f: exists; pass --overwrite to replace it");
-        assert_eq!(e.class(), ErrorClass::Usage);
+        assert_eq!(e.class(), ErrorClass::Target);
         let full = RestoreError::io(Path::new("f"), "write")(nix::Error::ENOSPC);
         assert_eq!(full.class(), ErrorClass::NoSpace);
         assert!(full.to_string().starts_with("cannot write f: "), "{full}");

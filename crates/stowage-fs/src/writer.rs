@@ -170,8 +170,13 @@ impl<'a> FileWriter<'a> {
 
     /// Writes the next piece of content; errors name the file.
     pub fn put(&mut self, data: &[u8]) -> Result<(), RestoreError> {
-        self.write_all(data)
-            .map_err(|source| write_error(&self.target.path, source))
+        self.write_all(data).map_err(|source| {
+            // A pool thread's error names the file it was writing, which may be an earlier one.
+            match source.downcast::<RestoreError>() {
+                Ok(pool_error) => pool_error,
+                Err(source) => write_error(&self.target.path, source),
+            }
+        })
     }
 
     /// Ends the content (the file must have exactly the size given to

@@ -2,7 +2,7 @@
 //! helper thread and handed to a decoder on this one through a bounded pipe.
 
 use anyhow::Result;
-use stowage_core::{pipe, restore_image, PipeReader, PipelineError, RestoreCounters};
+use stowage_core::{pipe, restore_image, PipeReader, RestoreCounters};
 use stowage_datastore::Datastore;
 use stowage_format::DynamicIndex;
 
@@ -43,8 +43,10 @@ pub fn with_stream<T>(
             .join()
             .map_err(|_| anyhow::anyhow!("the chunk fetcher panicked"))?;
         match (consumed, fetched) {
-            // The consumer stopped early on purpose: the fetcher found the pipe closed.
-            (Ok(value), Err(PipelineError::TargetWrite { .. })) => Ok(value),
+            // The consumer stopped, early on purpose or with an error of its own (a restore
+            // target that is full, a file that exists): the fetcher only found the pipe closed.
+            (consumed, Err(e)) if e.is_closed_target() => consumed,
+            // The fetch failed: the consumer saw a failed stream, the fetcher knows why.
             (_, Err(e)) => Err(e.into()),
             (consumed, Ok(_)) => consumed,
         }

@@ -635,7 +635,7 @@ fn restore_refuses_conflicts_unless_overwrite() {
     let target = store.file("conflict");
     put(&target.join("top.txt"), b"mine\n");
     let run = store.restore_tree("host/r", &target, &[]);
-    run.expect_code(2);
+    run.expect_code(5);
     let line = run.single_error_line();
     assert!(
         line.contains("top.txt") && line.contains("exists"),

@@ -134,6 +134,12 @@ pub trait ImageSource: Send {
     fn next_chunk(&mut self, len: usize, buf: &mut Vec<u8>) -> io::Result<Next>;
 }
 
+impl<S: ImageSource + ?Sized> ImageSource for Box<S> {
+    fn next_chunk(&mut self, len: usize, buf: &mut Vec<u8>) -> io::Result<Next> {
+        (**self).next_chunk(len, buf)
+    }
+}
+
 /// Any [`Read`] (a file, a block device, a pipe, standard input) as an [`ImageSource`].
 pub struct StreamSource<R>(pub R);
 

@@ -87,7 +87,7 @@ impl crate::ImageTarget for FeedTarget {
     fn write_owned(&mut self, offset: u64, data: Vec<u8>) -> io::Result<Vec<u8>> {
         self.chunks
             .send((offset, data))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the reader stopped"))?;
+            .map_err(|_| crate::pipe::closed())?;
         Ok(self.spare.try_recv().unwrap_or_default())
     }
 

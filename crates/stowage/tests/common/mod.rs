@@ -206,7 +206,7 @@ where
 
 /// A datastore in its own temporary directory, with a work directory beside it for images.
 pub struct Store {
-    _tmp: tempfile::TempDir,
+    _tmp: Option<tempfile::TempDir>,
     pub path: PathBuf,
     pub work: PathBuf,
 }
@@ -215,8 +215,15 @@ impl Store {
     /// Creates a datastore with `stowage datastore create`.
     pub fn new() -> Store {
         let tmp = tempdir();
-        let path = tmp.path().join("store");
-        let work = tmp.path().join("work");
+        let mut store = Store::at(tmp.path().join("store"));
+        store._tmp = Some(tmp);
+        store
+    }
+
+    /// Creates a datastore at `path` (whose parent exists and outlives the store), with a work
+    /// directory beside it.
+    pub fn at(path: PathBuf) -> Store {
+        let work = path.with_extension("work");
         fs::create_dir(&work).unwrap();
         let created = run(["datastore".as_ref(), "create".as_ref(), path.as_os_str()]);
         created.ok();
@@ -224,10 +231,31 @@ impl Store {
         assert!(path.join(".chunks/ffff").is_dir());
         assert!(path.join(".lock").is_file());
         Store {
-            _tmp: tmp,
+            _tmp: None,
             path,
             work,
         }
+    }
+
+    /// Runs the binary with `args`, killing it and failing the test if it takes longer than
+    /// `deadline` (a hang).
+    #[track_caller]
+    pub fn run_timed<I, S>(&self, args: I, deadline: Duration) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<String> = args
+            .into_iter()
+            .map(|a| a.as_ref().to_string_lossy().into_owned())
+            .collect();
+        let mut cmd = self.cmd();
+        cmd.args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = cmd.spawn().expect("spawn stowage");
+        let out = wait_child(child, deadline, &format!("stowage {args:?}"));
+        Run::from_output(args, out)
     }
 
     /// The binary with `--repository <store>` already given.

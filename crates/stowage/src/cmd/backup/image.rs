@@ -16,12 +16,12 @@ use crate::source::Source;
 pub(super) fn backup(
     ctx: &Ctx<'_>,
     name: &ArchiveName,
-    mut src: Source,
+    src: Source,
 ) -> Result<(FixedIndex, ArchiveSummary, Pairs)> {
     let image = ctx.run_pipeline(
         name.user_name(),
         src.size,
-        &mut *src.reader,
+        src.reader,
         &src.name,
         DEFAULT_CHUNK_SIZE as usize,
         Some(ctx.fast),

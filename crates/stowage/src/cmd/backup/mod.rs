@@ -136,12 +136,14 @@ pub(super) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// Runs the chunk pipeline over one source with a progress display.
-    fn run_pipeline(
+    /// Runs the chunk pipeline over one source with a progress display. The source is taken by
+    /// value and dropped as soon as the pipeline ends: a producer on another thread that feeds
+    /// it through a pipe then sees the pipe closed instead of waiting forever on a full one.
+    fn run_pipeline<S: ImageSource>(
         &self,
         label: &str,
         total: Option<u64>,
-        source: &mut dyn ImageSource,
+        mut source: S,
         source_name: &str,
         chunk_size: usize,
         fast: Option<&FastHashes>,
@@ -160,7 +162,7 @@ impl Ctx<'_> {
             !self.g.quiet,
         );
         let result = backup_image_with(
-            source,
+            &mut source,
             source_name,
             self.store.chunk_store(),
             self.session,
@@ -169,6 +171,7 @@ impl Ctx<'_> {
             &counters,
             fast,
         );
+        drop(source);
         reporter.finish();
         result.with_context(|| format!("backup of {label} failed"))
     }

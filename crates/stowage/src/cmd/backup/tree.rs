@@ -158,11 +158,11 @@ fn encode_unified(
             encoder.finish()?;
             Ok::<_, anyhow::Error>(stats)
         });
-        let mut source = CdcSource::new(reader, archive_chunker());
+        let source = CdcSource::new(reader, archive_chunker());
         let stream = ctx.run_pipeline(
             spec.name.user_name(),
             None,
-            &mut source,
+            source,
             &spec.path,
             max_chunk(),
             None,
@@ -190,7 +190,7 @@ fn encode_split(
 ) -> Result<Encoded> {
     let (meta_name, payload_name) = split_names(&spec.name)?;
     let (meta_writer, meta_reader) = pipe(PIPE_PIECES);
-    let (payload_writer, mut payload_source) = payload_pipe(PIPE_PIECES, archive_chunker());
+    let (payload_writer, payload_source) = payload_pipe(PIPE_PIECES, archive_chunker());
     let (meta, payload, walked) = std::thread::scope(|s| {
         let walker = s.spawn(|| {
             let shared = SharedPayload(Rc::new(RefCell::new(payload_writer)));
@@ -213,17 +213,17 @@ fn encode_split(
             ctx.run_pipeline(
                 payload_name.user_name(),
                 None,
-                &mut payload_source,
+                payload_source,
                 &spec.path,
                 max_chunk(),
                 None,
             )
         });
-        let mut source = CdcSource::new(meta_reader, archive_chunker());
+        let source = CdcSource::new(meta_reader, archive_chunker());
         let meta = ctx.run_pipeline(
             meta_name.user_name(),
             None,
-            &mut source,
+            source,
             &spec.path,
             max_chunk(),
             None,
@@ -256,11 +256,11 @@ pub(super) fn store_catalog(
     let bytes = catalog.finish()?;
     let chunker = Buzhash::new(CATALOG_AVG).expect("valid average");
     let max = chunker.max_size();
-    let mut source = CdcSource::new(&bytes[..], chunker);
+    let source = CdcSource::new(&bytes[..], chunker);
     let stream = ctx.run_pipeline(
         "catalog",
         Some(bytes.len() as u64),
-        &mut source,
+        source,
         "catalog",
         max,
         None,

@@ -97,8 +97,12 @@ pub fn run(g: &GlobalOpts, args: RestoreArgs) -> Result<i32> {
                 &counters,
             );
             reporter.finish();
-            let entries =
-                result.with_context(|| format!("restore of {snapshot} {archive} failed"))?;
+            let entries = result.with_context(|| {
+                format!(
+                    "restore of {snapshot} {archive} into {} failed",
+                    args.target
+                )
+            })?;
             let secs = started.elapsed().as_secs_f64();
             let report = json!({
                 "snapshot": snapshot.to_string(),

@@ -336,8 +336,18 @@ pub fn copy_payload(
         got += n;
     }
     check_payload_header(&header, r)?;
-    reader.copy_range(r.offset + 16, r.size, out)?;
-    Ok(())
+    reader
+        .copy_range(r.offset + 16, r.size, out)
+        .map_err(|e| match e {
+            // The file being restored failed to take the bytes: its own error names it.
+            PipelineError::TargetWrite { name, source } => {
+                match source.downcast::<stowage_fs::RestoreError>() {
+                    Ok(restore) => anyhow::Error::new(restore),
+                    Err(source) => PipelineError::TargetWrite { name, source }.into(),
+                }
+            }
+            other => other.into(),
+        })
 }
 
 /// Where and what to restore.
@@ -421,7 +431,8 @@ pub fn restore(
         let entries = tree.finish()?;
         if let Some(feeder) = feeder {
             match feeder.join() {
-                Ok(Ok(_)) | Ok(Err(PipelineError::TargetWrite { .. })) => {}
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) if e.is_closed_target() => {}
                 Ok(Err(e)) => return Err(e.into()),
                 Err(_) => return Err(anyhow::anyhow!("the payload fetcher panicked")),
             }
