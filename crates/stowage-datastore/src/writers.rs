@@ -5,6 +5,7 @@
 //! registrations to learn the start of the oldest running writer: chunks touched since then are
 //! never swept. A registration whose lock is free belongs to a process that died and is removed.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -69,35 +70,31 @@ impl Drop for WriterRegistration {
     }
 }
 
-/// Start time (Unix nanoseconds) of the oldest live writer, if any; removes registrations of
-/// writers that died.
-pub fn oldest_writer(base: &Path) -> Result<Option<u128>, DatastoreError> {
+/// The writers running now, as their registrations show them.
+#[derive(Debug, Default)]
+pub struct LiveWriters {
+    /// Start time (Unix nanoseconds) of the oldest one.
+    pub oldest: Option<u128>,
+    /// Their process ids: temporary files named with one of these are in use.
+    pub pids: HashSet<u32>,
+}
+
+/// The writers running now; removes registrations of writers that died. Registrations still
+/// being made (`*.new`) belong to writers that start after this call; one left by a process
+/// that died between creating and renaming it is garbage collection's to remove.
+pub fn live_writers(base: &Path) -> Result<LiveWriters, DatastoreError> {
     let dir = base.join(WRITERS_DIR);
     let entries = match fs::read_dir(&dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LiveWriters::default()),
         Err(e) => return Err(DatastoreError::read(&dir)(e)),
     };
-    let mut oldest: Option<u128> = None;
+    let mut live = LiveWriters::default();
     for entry in entries {
         let entry = entry.map_err(DatastoreError::read(&dir))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.ends_with(".new") {
-            // Being registered: that writer starts after us. One left by a process that died
-            // between creating and renaming it is removed once it is an hour old.
-            let stale = entry
-                .metadata()
-                .ok()
-                .and_then(|m| m.modified().ok())
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age.as_secs() > 3600);
-            if stale {
-                let _ = fs::remove_file(entry.path());
-            }
-            continue;
-        }
-        let Some(start) = name.split('-').next().and_then(|s| s.parse::<u128>().ok()) else {
+        let Some((start, pid)) = parse_registration(name) else {
             continue;
         };
         let Ok(file) = File::open(entry.path()) else {
@@ -107,11 +104,30 @@ pub fn oldest_writer(base: &Path) -> Result<Option<u128>, DatastoreError> {
             Ok(_stale) => {
                 let _ = fs::remove_file(entry.path());
             }
-            Err(_) => oldest = Some(oldest.map_or(start, |o| o.min(start))),
+            Err(_) => {
+                live.oldest = Some(live.oldest.map_or(start, |o| o.min(start)));
+                live.pids.insert(pid);
+            }
         }
     }
-    Ok(oldest)
+    Ok(live)
 }
+
+/// `<start>-<pid>-<sequence>`: start and pid; `None` for other names (`*.new` among them).
+fn parse_registration(name: &str) -> Option<(u128, u32)> {
+    let mut parts = name.split('-');
+    let start = parts.next()?.parse().ok()?;
+    let pid = parts.next()?.parse().ok()?;
+    parts.next()?.parse::<u64>().ok()?;
+    Some((start, pid))
+}
+
+/// The pid in the name of a registration being made (`<start>-<pid>-<sequence>.new`).
+pub(crate) fn pending_registration_pid(name: &str) -> Option<u32> {
+    parse_registration(name.strip_suffix(".new")?).map(|(_, pid)| pid)
+}
+
+pub(crate) const WRITERS_DIR_NAME: &str = WRITERS_DIR;
 
 #[cfg(test)]
 mod tests {
@@ -120,20 +136,25 @@ mod tests {
     #[test]
     fn live_and_stale_registrations() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(oldest_writer(dir.path()).unwrap(), None);
+        let oldest_writer = |d: &Path| live_writers(d).unwrap().oldest;
+        assert_eq!(oldest_writer(dir.path()), None);
         let before = now_nanos();
         let first = WriterRegistration::register(dir.path()).unwrap();
         let second = WriterRegistration::register(dir.path()).unwrap();
-        let oldest = oldest_writer(dir.path()).unwrap().unwrap();
+        let oldest = oldest_writer(dir.path()).unwrap();
         assert!(oldest >= before && oldest <= now_nanos());
+        let live = live_writers(dir.path()).unwrap();
+        assert_eq!(live.pids, HashSet::from([std::process::id()]));
         drop(first);
-        assert!(oldest_writer(dir.path()).unwrap().unwrap() >= oldest);
+        assert!(oldest_writer(dir.path()).unwrap() >= oldest);
         drop(second);
-        assert_eq!(oldest_writer(dir.path()).unwrap(), None);
+        assert_eq!(oldest_writer(dir.path()), None);
         // A registration left by a dead process has no lock: it is ignored and removed.
         let stale = dir.path().join(WRITERS_DIR).join("5-999999-0");
         fs::write(&stale, "5\n").unwrap();
-        assert_eq!(oldest_writer(dir.path()).unwrap(), None);
+        assert_eq!(oldest_writer(dir.path()), None);
         assert!(!stale.exists());
+        assert_eq!(pending_registration_pid("5-77-0.new"), Some(77));
+        assert_eq!(pending_registration_pid("5-77-0"), None);
     }
 }

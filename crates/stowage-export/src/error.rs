@@ -14,6 +14,8 @@ pub enum ExportError {
     Compress { format: String, detail: String },
     #[error("invalid option: {0}")]
     Usage(String),
+    #[error("{}: exists; pass --overwrite to replace it", path.display())]
+    Exists { path: PathBuf },
     #[error("not enough space in {dir}: {detail}")]
     NoSpace { dir: PathBuf, detail: String },
     #[error("{path} is damaged: {detail}")]
@@ -37,6 +39,7 @@ impl ExportError {
             }
             ExportError::Compress { .. } => ErrorClass::Compression,
             ExportError::Usage(_) => ErrorClass::Usage,
+            ExportError::Exists { .. } => ErrorClass::Target,
             ExportError::Damaged { .. } => ErrorClass::Verification,
             ExportError::NoSpace { .. } => ErrorClass::NoSpace,
             ExportError::Decode(e) => e.class(),

@@ -91,11 +91,11 @@ impl OutputFile {
             path: path.to_path_buf(),
             source,
         };
-        if !overwrite && path.exists() {
-            return Err(ExportError::Usage(format!(
-                "{} exists; pass --overwrite to replace it",
-                path.display()
-            )));
+        // A symlink, even one that points nowhere, is a name in the way.
+        if !overwrite && path.symlink_metadata().is_ok() {
+            return Err(ExportError::Exists {
+                path: path.to_path_buf(),
+            });
         }
         let name = path
             .file_name()
@@ -224,7 +224,7 @@ mod tests {
         );
         assert!(matches!(
             OutputFile::create(&path, false),
-            Err(ExportError::Usage(_))
+            Err(ExportError::Exists { .. })
         ));
         // Dropped without commit: nothing is left.
         let other = dir.path().join("b.img.gz");

@@ -13,6 +13,21 @@ pub enum ArchiveKind {
     Blob,
 }
 
+/// Archive names a snapshot keeps for its own files (PBS's and stowage's), with what they are:
+/// no backup may take them.
+pub const RESERVED: [(&str, &str); 4] = [
+    ("index.json", "the snapshot's manifest (index.json.blob)"),
+    (
+        "catalog.pcat1",
+        "the snapshot's file catalog (catalog.pcat1.didx)",
+    ),
+    ("client.log", "the client log (client.log.blob)"),
+    (
+        "rsa-encrypted.key",
+        "the master-key copy of the encryption key (rsa-encrypted.key.blob)",
+    ),
+];
+
 /// An archive name as the user gives it (`drive-scsi0.img`, `vm.conf`) together with the name
 /// it is stored under (`drive-scsi0.img.fidx`, `vm.conf.blob`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -24,7 +39,7 @@ pub struct ArchiveName {
 impl ArchiveName {
     /// Parses either form: `disk.img` or `disk.img.fidx`.
     pub fn parse(name: &str) -> Result<Self, NameError> {
-        let bad = |why| NameError::Archive(name.to_string(), why);
+        let bad = |why: &'static str| NameError::Archive(name.to_string(), why.into());
         let user = name
             .strip_suffix(".fidx")
             .or_else(|| name.strip_suffix(".didx"))
@@ -59,6 +74,33 @@ impl ArchiveName {
         })
     }
 
+    /// Parses a name for a new archive of a backup (`NAME.img`, `NAME.pxar`, `NAME.conf`,
+    /// `NAME.log`), refusing what only a snapshot itself may hold: a stored suffix
+    /// (`.fidx`/`.didx`/`.blob`), the split and catalog streams a tree backup writes (`.mpxar`,
+    /// `.ppxar`, `.pcat1`), and the names of the snapshot's own files ([`RESERVED`]).
+    pub fn for_backup(name: &str) -> Result<Self, NameError> {
+        let parsed = ArchiveName::parse(name)?;
+        let bad = |why: String| NameError::Archive(name.to_string(), why.into());
+        if let Some((_, what)) = RESERVED.iter().find(|(n, _)| *n == parsed.user) {
+            return Err(bad(format!(
+                "the name is reserved for {what}; choose another"
+            )));
+        }
+        if parsed.user != name {
+            return Err(bad(format!(
+                "give the name without its stored suffix: {}",
+                parsed.user
+            )));
+        }
+        let ext = name.rsplit_once('.').map_or("", |(_, ext)| ext);
+        if !matches!(ext, "img" | "pxar" | "conf" | "log") {
+            return Err(bad(format!(
+                ".{ext} archives are written by stowage itself; back up NAME.img, NAME.pxar, NAME.conf or NAME.log"
+            )));
+        }
+        Ok(parsed)
+    }
+
     pub fn kind(&self) -> ArchiveKind {
         self.kind
     }
@@ -88,6 +130,55 @@ impl fmt::Display for ArchiveName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backups_may_not_take_the_snapshots_own_names() {
+        for name in [
+            "index.json",
+            "index.json.blob",
+            "catalog.pcat1",
+            "catalog.pcat1.didx",
+            "client.log",
+            "client.log.blob",
+            "rsa-encrypted.key",
+            "rsa-encrypted.key.blob",
+            "disk.img.fidx",
+            "root.pxar.didx",
+            "vm.conf.blob",
+            "root.mpxar",
+            "root.ppxar",
+            "x.pcat1",
+            "x.json",
+            "x.key",
+            "owner",
+            ".lock",
+            ".index.json.lck",
+            "disk.img.tmp_fidx",
+            "root.pxar.tmp_didx",
+            ".protected",
+        ] {
+            assert!(
+                ArchiveName::for_backup(name).is_err(),
+                "{name} was accepted"
+            );
+        }
+        for name in [
+            "drive-scsi0.img",
+            "root.pxar",
+            "qemu-server.conf",
+            "pveversion.log",
+            "client2.log",
+        ] {
+            assert_eq!(ArchiveName::for_backup(name).unwrap().user_name(), name);
+        }
+        let err = ArchiveName::for_backup("index.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("reserved") && err.contains("manifest"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn maps_user_names_to_stored_names() {

@@ -107,7 +107,7 @@ const MAX_EPOCH: i64 = 253_402_300_799;
 impl BackupTime {
     pub fn from_epoch(epoch: i64) -> Result<Self, NameError> {
         if !(1..=MAX_EPOCH).contains(&epoch) {
-            return Err(NameError::BackupTime(epoch.to_string()));
+            return Err(NameError::BackupTimeRange(epoch.to_string()));
         }
         Ok(BackupTime(epoch))
     }
@@ -146,7 +146,8 @@ impl FromStr for BackupTime {
             return Err(bad());
         }
         let t = NaiveDateTime::parse_from_str(&s[..19], "%Y-%m-%dT%H:%M:%S").map_err(|_| bad())?;
-        BackupTime::from_epoch(t.and_utc().timestamp()).map_err(|_| bad())
+        BackupTime::from_epoch(t.and_utc().timestamp())
+            .map_err(|_| NameError::BackupTimeRange(s.to_string()))
     }
 }
 

@@ -24,12 +24,14 @@ pub enum NameError {
     BackupId(String),
     #[error("invalid snapshot time '{0}': expected UTC RFC 3339 like 2026-11-22T10:00:00Z")]
     BackupTime(String),
+    #[error("backup time '{0}' is out of range: it must lie from 1970-01-01T00:00:01Z (Unix time 1, as in PBS) to 9999-12-31T23:59:59Z")]
+    BackupTimeRange(String),
     #[error("invalid group '{0}': expected TYPE/ID like vm/100")]
     Group(String),
     #[error("invalid snapshot '{0}': expected TYPE/ID/TIME like vm/100/2026-11-22T10:00:00Z")]
     Snapshot(String),
     #[error("invalid archive name '{0}': {1}")]
-    Archive(String, &'static str),
+    Archive(String, std::borrow::Cow<'static, str>),
     #[error("invalid namespace '{0}': {1}")]
     Namespace(String, &'static str),
     #[error("invalid digest '{0}': expected 64 hex digits")]

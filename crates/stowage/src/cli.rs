@@ -71,6 +71,10 @@ pub enum Command {
     Snapshots {
         /// TYPE/ID, for example vm/100
         group: Option<String>,
+        /// Also list unfinished snapshots (no manifest): a backup that runs, or one that was
+        /// killed (gc removes those once they are older than its cutoff)
+        #[arg(long)]
+        all: bool,
     },
     /// List the files of a snapshot
     Files {

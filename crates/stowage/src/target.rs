@@ -105,6 +105,13 @@ pub fn open(target: &str, size: u64, overwrite: bool) -> Result<Target> {
                 format!("restore target {target} exists; pass --overwrite to replace it"),
             ));
         }
+        // A symlink that points nowhere is still a name in the way.
+        Err(_) if !overwrite && fs::symlink_metadata(&path).is_ok() => {
+            return Err(fail(
+                ErrorClass::Target,
+                format!("restore target {target} exists (a symlink to nothing); pass --overwrite to replace it"),
+            ));
+        }
         _ => {}
     }
     let name = path

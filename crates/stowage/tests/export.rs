@@ -210,7 +210,7 @@ fn archive_of_an_image_file_and_verify_archive_finds_damage() {
     store.run(["verify-archive".as_ref(), out.as_os_str()]).ok();
     // An existing output is not replaced without --overwrite.
     let again = store.run(["archive".as_ref(), src.as_os_str(), out.as_os_str()]);
-    again.expect_code(2);
+    again.expect_code(5);
     assert!(again.single_error_line().contains("--overwrite"));
 
     // A flipped bit inside the stream.

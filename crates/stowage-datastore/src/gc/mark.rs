@@ -181,7 +181,8 @@ pub(crate) struct Marker<'a> {
     misses: AtomicU64,
     missing: Mutex<Vec<(Digest, PathBuf)>>,
     errors: Mutex<Vec<String>>,
-    /// Index files marked so far (each is counted once, however often its group is rescanned).
+    /// Index files seen so far, readable or not (each is counted and reported once, however
+    /// often its group is rescanned).
     processed: Mutex<HashSet<PathBuf>>,
     /// Test hook: runs after a group was listed, before its indexes are read.
     #[cfg(test)]
@@ -289,13 +290,15 @@ impl<'a> Marker<'a> {
 
     /// Marks every chunk of one index; false if the index vanished.
     fn mark_index(&self, path: &Path) -> bool {
+        // Remembered whether it can be read or not: the search for indexes outside the layout
+        // must neither read it again nor take it for one of those.
+        let first = self
+            .processed
+            .lock()
+            .map(|mut p| p.insert(path.to_path_buf()))
+            .unwrap_or(true);
         match read_index(path) {
             Ok(Some((digests, size))) => {
-                let first = self
-                    .processed
-                    .lock()
-                    .map(|mut p| p.insert(path.to_path_buf()))
-                    .unwrap_or(true);
                 if first {
                     self.index_files.fetch_add(1, Ordering::Relaxed);
                     self.index_data_bytes.fetch_add(size, Ordering::Relaxed);
@@ -307,7 +310,9 @@ impl<'a> Marker<'a> {
             }
             Ok(None) => false,
             Err(e) => {
-                self.error(e);
+                if first {
+                    self.error(e);
+                }
                 true
             }
         }

@@ -3,6 +3,7 @@
 //! the cutoff never reaches past the start of the oldest running writer (see `writers.rs`), and
 //! the sweep never deletes a chunk a backup has just been told exists (see `sweep.rs`).
 
+mod leftovers;
 mod mark;
 mod sweep;
 
@@ -14,7 +15,7 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use stowage_types::Digest;
 
-use crate::writers::oldest_writer;
+use crate::writers::live_writers;
 use crate::{fsutil, Datastore, DatastoreError};
 
 /// PBS's default: 24 h 5 min, because `relatime` may skip atime updates within 24 h.
@@ -81,8 +82,11 @@ pub struct GcReport {
     pub errors: Vec<String>,
     /// Entries in chunk directories that are not chunks, left alone.
     pub foreign: u64,
-    /// Temporary chunk files of writers that died, removed (an hour old at least).
+    /// Temporary files of writers that died (chunks, atomic writes, registrations), removed.
     pub removed_temp: u64,
+    /// Snapshot directories without a manifest whose backup is gone, removed once nothing in
+    /// them changed for the cutoff.
+    pub removed_unfinished: Vec<String>,
     /// Index files found outside the expected layout, marked all the same.
     pub warnings: Vec<String>,
     /// Removal was skipped because marking was incomplete.
@@ -105,7 +109,17 @@ impl Datastore {
         // Phase 1 starts at the file system's own clock (atimes come from a coarse kernel clock
         // that may lag the system time by a tick).
         let phase1_start = check_atime_works(self.base())?.min(now_nanos());
-        let oldest = oldest_writer(self.base())?.map(|n| n as i128);
+        let live = live_writers(self.base())?;
+        let oldest = live.oldest.map(|n| n as i128);
+        let liveness = leftovers::Liveness::new(&live, phase1_start);
+        // What killed processes left: gone before marking, so their chunks are not kept.
+        let cleaned = leftovers::Cleanup {
+            store: self,
+            liveness: &liveness,
+            unfinished_before: phase1_start - options.cutoff.as_nanos() as i128,
+            dry_run: options.dry_run,
+        }
+        .run();
         let started = Instant::now();
         let marked = mark::Marker::new(self, options.cache_capacity).run(options.threads);
         let mark_time = started.elapsed();
@@ -120,7 +134,7 @@ impl Datastore {
             min_atime,
             oldest_writer,
             dry_run: options.dry_run || removal_skipped,
-            now: now_nanos(),
+            liveness,
         };
         let started = Instant::now();
         let (counts, sweep_errors) =
@@ -150,6 +164,7 @@ impl Datastore {
         }
         let mut errors = marked.errors;
         errors.extend(sweep_errors);
+        errors.extend(cleaned.errors);
         if !options.dry_run {
             let json = serde_json::to_vec_pretty(&status).unwrap_or_default();
             let path = self.base().join(GC_STATUS);
@@ -160,7 +175,8 @@ impl Datastore {
             missing: marked.missing,
             errors,
             foreign: counts.foreign,
-            removed_temp: counts.removed_temp,
+            removed_temp: counts.removed_temp + cleaned.temp_files,
+            removed_unfinished: cleaned.unfinished,
             warnings: marked.warnings,
             removal_skipped,
             mark_time,

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use super::leftovers::{temp_pid, Liveness};
 use crate::DatastoreError;
 
 const TOMBSTONE: &str = "gc-removing";
@@ -90,8 +91,8 @@ pub(crate) struct Cutoff {
     pub oldest_writer: i128,
     /// Count, but remove nothing.
     pub dry_run: bool,
-    /// When the collection started, in Unix nanoseconds (system clock).
-    pub now: i128,
+    /// Which temporary chunk files belong to writers that died.
+    pub liveness: Liveness,
 }
 
 fn atime_nanos(meta: &fs::Metadata) -> i128 {
@@ -153,7 +154,7 @@ fn sweep_dir(dir: &Path, cutoff: &Cutoff, counts: &mut SweepCounts) -> Result<()
         let k = kind(name);
         if k == Kind::Other {
             if name.get(..64).is_some_and(is_hex64) && name.contains(".tmp_") {
-                remove_stale_temp(&entry.path(), cutoff, counts);
+                remove_stale_temp(&entry.path(), name, cutoff, counts);
             } else {
                 counts.foreign += 1;
             }
@@ -210,17 +211,19 @@ fn sweep_dir(dir: &Path, cutoff: &Cutoff, counts: &mut SweepCounts) -> Result<()
     Ok(())
 }
 
-/// A chunk's temporary file (`<hex>.tmp_*`) is a writer's chunk in flight, or the leftover of a
-/// writer that died. It goes once it has not changed for the cutoff and at least an hour: no
-/// writer keeps a chunk file open that long.
-fn remove_stale_temp(path: &Path, cutoff: &Cutoff, counts: &mut SweepCounts) {
-    const MIN_AGE: i128 = 3600 * 1_000_000_000;
+/// A chunk's temporary file (`<hex>.tmp_<pid>_<n>`) is a writer's chunk in flight, or the
+/// leftover of a writer that died: it goes when its writer is gone (see [`Liveness`]).
+fn remove_stale_temp(path: &Path, name: &str, cutoff: &Cutoff, counts: &mut SweepCounts) {
+    let Some(pid) = temp_pid(name) else {
+        counts.foreign += 1;
+        return;
+    };
     let Ok(meta) = fs::symlink_metadata(path) else {
         return;
     };
     let mtime = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
-    let limit = cutoff.min_atime.min(cutoff.now - MIN_AGE);
-    if meta.is_file() && mtime < limit && (cutoff.dry_run || fs::remove_file(path).is_ok()) {
+    let dead = cutoff.liveness.is_dead(pid, mtime);
+    if meta.is_file() && dead && (cutoff.dry_run || fs::remove_file(path).is_ok()) {
         counts.removed_temp += 1;
         counts.removed_bytes += meta.len();
     }
@@ -324,31 +327,46 @@ mod removal_tests {
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
+    fn liveness(started: i128) -> Liveness {
+        let live = crate::writers::LiveWriters {
+            oldest: None,
+            pids: std::collections::HashSet::from([7]),
+        };
+        Liveness::new(&live, started)
+    }
+
     #[test]
-    fn only_old_temporary_chunk_files_go() {
+    fn only_temporary_chunk_files_of_gone_writers_go() {
         let dir = tempfile::tempdir().unwrap();
         let hex = "d".repeat(64);
-        let old = dir.path().join(format!("{hex}.tmp_1_0"));
-        let fresh = dir.path().join(format!("{hex}.tmp_2_0"));
+        let gone = 0x7fff_fff0u32;
+        let dead = dir.path().join(format!("{hex}.tmp_{gone}_0"));
+        let registered = dir.path().join(format!("{hex}.tmp_7_0"));
+        let mine = dir
+            .path()
+            .join(format!("{hex}.tmp_{}_0", std::process::id()));
+        let newer = dir.path().join(format!("{hex}.tmp_{gone}_1"));
         let foreign = dir.path().join("notes.tmp_x");
-        for p in [&old, &fresh, &foreign] {
+        for p in [&dead, &registered, &mine, &newer, &foreign] {
             fs::write(p, b"t").unwrap();
         }
         let now = 10_000 * 1_000_000_000i128;
-        let two_hours_ago = TimeSpec::new(10_000 - 7200, 0);
+        for p in [&dead, &registered, &mine] {
+            let a_minute_ago = TimeSpec::new(10_000 - 60, 0);
+            utimensat(
+                nix::fcntl::AT_FDCWD,
+                p,
+                &a_minute_ago,
+                &a_minute_ago,
+                UtimensatFlags::NoFollowSymlink,
+            )
+            .unwrap();
+        }
         utimensat(
             nix::fcntl::AT_FDCWD,
-            &old,
-            &two_hours_ago,
-            &two_hours_ago,
-            UtimensatFlags::NoFollowSymlink,
-        )
-        .unwrap();
-        utimensat(
-            nix::fcntl::AT_FDCWD,
-            &fresh,
-            &TimeSpec::new(10_000 - 60, 0),
-            &TimeSpec::new(10_000 - 60, 0),
+            &newer,
+            &TimeSpec::new(10_000, 0),
+            &TimeSpec::new(10_000, 0),
             UtimensatFlags::NoFollowSymlink,
         )
         .unwrap();
@@ -356,12 +374,17 @@ mod removal_tests {
             min_atime: now,
             oldest_writer: now,
             dry_run: false,
-            now,
+            liveness: liveness(now),
         };
         let mut counts = SweepCounts::default();
         sweep_dir(dir.path(), &cutoff, &mut counts).unwrap();
-        assert!(!old.exists(), "an hour-old temporary chunk file goes");
-        assert!(fresh.exists(), "one a writer may still rename stays");
+        assert!(!dead.exists(), "the file of a writer that is gone goes");
+        assert!(registered.exists(), "a registered writer's stays");
+        assert!(mine.exists(), "a running process's stays");
+        assert!(
+            newer.exists(),
+            "one newer than the collection's start stays"
+        );
         assert!(foreign.exists());
         assert_eq!((counts.removed_temp, counts.foreign), (1, 1));
     }
@@ -376,7 +399,7 @@ mod removal_tests {
             min_atime: 0,
             oldest_writer: 0,
             dry_run: false,
-            now: 0,
+            liveness: liveness(0),
         };
         let mut counts = SweepCounts::default();
         sweep_dir(dir.path(), &cutoff, &mut counts).unwrap();

@@ -51,16 +51,17 @@ pub fn run(g: &GlobalOpts, snapshot: &str, find: Option<&OsStr>) -> Result<i32> 
     let mut out = std::io::stdout().lock();
     for item in entries {
         let (path, entry) = item?;
-        let path = String::from_utf8_lossy(&path).into_owned();
         let (size, mtime) = match entry.kind {
             CatalogEntryKind::File { size, mtime } => (Some(size), Some(mtime)),
             _ => (None, None),
         };
         if json {
+            let path = String::from_utf8_lossy(&path);
             rows.push(json!({"path": path, "type": kind_letter(&entry.kind).to_string(), "size": size, "mtime": mtime}));
         } else {
             use std::io::Write;
             let size = size.map(|s| s.to_string()).unwrap_or_default();
+            let path = crate::output::shell_quoted(&path);
             writeln!(out, "{} {size:>12} {path}", kind_letter(&entry.kind))?;
         }
     }

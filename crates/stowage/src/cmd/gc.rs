@@ -71,80 +71,17 @@ pub fn run(g: &GlobalOpts, args: GcArgs) -> Result<i32> {
         "warnings": report.warnings,
         "foreign-entries": report.foreign,
         "removed-temp-files": report.removed_temp,
+        "removed-unfinished-snapshots": report.removed_unfinished,
         "deduplication-factor": s.deduplication_factor(),
         "mark-seconds": report.mark_time.as_secs_f64(),
         "sweep-seconds": report.sweep_time.as_secs_f64(),
     });
-    if !print_json(g.output_format, &json_report)? {
-        for (digest, index) in &report.missing {
-            println!("missing chunk {digest} (needed by {})", index.display());
-        }
-        for e in &report.errors {
-            println!("error: {e}");
-        }
-        for w in &report.warnings {
-            println!("warning: {w}");
-        }
-        let verb = if args.dry_run || report.removal_skipped {
-            "Would remove"
-        } else {
-            "Removed"
-        };
-        println!("{verb} garbage: {}", bytes(s.removed_bytes));
-        println!("{verb} chunks: {}", s.removed_chunks);
-        println!(
-            "Pending removals: {} (in {} chunks)",
-            bytes(s.pending_bytes),
-            s.pending_chunks
-        );
-        if s.removed_bad > 0 {
-            println!("{verb} bad chunks: {}", s.removed_bad);
-        }
-        if s.still_bad > 0 {
-            println!("Leftover bad chunks: {}", s.still_bad);
-        }
-        if report.removed_temp > 0 {
-            println!(
-                "{verb} temporary chunk files of interrupted writers: {}",
-                report.removed_temp
-            );
-        }
-        if report.foreign > 0 {
-            println!("Foreign entries left alone: {}", report.foreign);
-        }
-        println!("Original data usage: {}", bytes(s.index_data_bytes));
-        let on_disk = s.disk_bytes;
-        if s.index_data_bytes > 0 {
-            println!(
-                "On-Disk usage: {} ({:.2}%)",
-                bytes(on_disk),
-                on_disk as f64 * 100.0 / s.index_data_bytes as f64
-            );
-        } else {
-            println!("On-Disk usage: {}", bytes(on_disk));
-        }
-        println!("On-Disk chunks: {}", s.disk_chunks);
-        println!("Deduplication factor: {:.2}", s.deduplication_factor());
-        if let Some(average) = on_disk.checked_div(s.disk_chunks) {
-            println!("Average chunk size: {}", bytes(average));
-        }
-        println!(
-            "Mark: {:.2} s ({} index files, {} chunk references, {} unique), sweep: {:.2} s",
-            report.mark_time.as_secs_f64(),
-            s.index_file_count,
-            s.cache_stats.hits + s.cache_stats.misses,
-            s.cache_stats.misses,
-            report.sweep_time.as_secs_f64()
-        );
-    }
+    let text = !print_json(g.output_format, &json_report)?;
     if report.removal_skipped {
-        return Err(fail(
-            ErrorClass::Verification,
-            format!(
-                "garbage collection removed nothing: {} index or directory could not be read, so no chunk is proven unused; fix or forget the snapshots named above and run it again",
-                report.errors.len()
-            ),
-        ));
+        return Err(nothing_removed(&report.errors, text));
+    }
+    if text {
+        print_text(&report, args.dry_run);
     }
     if !report.missing.is_empty() || !report.errors.is_empty() {
         if !g.quiet {
@@ -157,6 +94,91 @@ pub fn run(g: &GlobalOpts, args: GcArgs) -> Result<i32> {
         return Ok(exit::code(ErrorClass::Verification));
     }
     Ok(OK)
+}
+
+/// The error of a collection that removed nothing because something could not be read: each
+/// problem once (the last in the error line itself).
+fn nothing_removed(errors: &[String], text: bool) -> anyhow::Error {
+    let advice = "no chunk is proven unused while an index cannot be read; repair or forget the snapshot, then run gc again";
+    let shown = match errors {
+        [only] => only.clone(),
+        [earlier @ .., last] => {
+            if text {
+                for e in earlier {
+                    eprintln!("error: {e}");
+                }
+            }
+            format!("{last} (and {} more above)", earlier.len())
+        }
+        [] => "an index or directory could not be read".to_string(),
+    };
+    fail(
+        ErrorClass::Verification,
+        format!("garbage collection removed nothing: {shown}; {advice}"),
+    )
+}
+
+fn print_text(report: &stowage_datastore::GcReport, dry_run: bool) {
+    let s = &report.status;
+    for (digest, index) in &report.missing {
+        eprintln!("missing chunk {digest} (needed by {})", index.display());
+    }
+    for e in &report.errors {
+        eprintln!("error: {e}");
+    }
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    let verb = if dry_run { "Would remove" } else { "Removed" };
+    println!("{verb} garbage: {}", bytes(s.removed_bytes));
+    println!("{verb} chunks: {}", s.removed_chunks);
+    println!(
+        "Pending removals: {} (in {} chunks)",
+        bytes(s.pending_bytes),
+        s.pending_chunks
+    );
+    if s.removed_bad > 0 {
+        println!("{verb} bad chunks: {}", s.removed_bad);
+    }
+    if s.still_bad > 0 {
+        println!("Leftover bad chunks: {}", s.still_bad);
+    }
+    for snapshot in &report.removed_unfinished {
+        println!("{verb} unfinished snapshot {snapshot} (no manifest; its backup is gone)");
+    }
+    if report.removed_temp > 0 {
+        println!(
+            "{verb} temporary files of writers that died: {}",
+            report.removed_temp
+        );
+    }
+    if report.foreign > 0 {
+        println!("Foreign entries left alone: {}", report.foreign);
+    }
+    println!("Original data usage: {}", bytes(s.index_data_bytes));
+    let on_disk = s.disk_bytes;
+    if s.index_data_bytes > 0 {
+        println!(
+            "On-Disk usage: {} ({:.2}%)",
+            bytes(on_disk),
+            on_disk as f64 * 100.0 / s.index_data_bytes as f64
+        );
+    } else {
+        println!("On-Disk usage: {}", bytes(on_disk));
+    }
+    println!("On-Disk chunks: {}", s.disk_chunks);
+    println!("Deduplication factor: {:.2}", s.deduplication_factor());
+    if let Some(average) = on_disk.checked_div(s.disk_chunks) {
+        println!("Average chunk size: {}", bytes(average));
+    }
+    println!(
+        "Mark: {:.2} s ({} index files, {} chunk references, {} unique), sweep: {:.2} s",
+        report.mark_time.as_secs_f64(),
+        s.index_file_count,
+        s.cache_stats.hits + s.cache_stats.misses,
+        s.cache_stats.misses,
+        report.sweep_time.as_secs_f64()
+    );
 }
 
 #[cfg(test)]

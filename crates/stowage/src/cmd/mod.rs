@@ -37,7 +37,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Backup(args) => backup::run(g, args),
         Command::Restore(args) => restore::run(g, args),
         Command::Groups => groups::run(g),
-        Command::Snapshots { group } => snapshots::run(g, group),
+        Command::Snapshots { group, all } => snapshots::run(g, group, all),
         Command::Files { snapshot } => files::run(g, &snapshot),
         Command::Forget { snapshot } => forget::run(g, &snapshot),
         Command::Prune(args) => prune::run(g, args),

@@ -16,6 +16,8 @@ struct SnapshotRow {
     backup_id: String,
     backup_time: i64,
     protected: bool,
+    /// False for a snapshot without a manifest (listed with `--all` only).
+    finished: bool,
     /// Sum of the archive sizes (image bytes for images, encoded bytes for blobs).
     size: u64,
     files: Vec<String>,
@@ -30,7 +32,7 @@ struct SnapshotRow {
     error: Option<String>,
 }
 
-pub fn run(g: &GlobalOpts, group: Option<String>) -> Result<i32> {
+pub fn run(g: &GlobalOpts, group: Option<String>, all: bool) -> Result<i32> {
     let store = repo::open(g)?;
     let groups: Vec<BackupGroup> = match group {
         Some(gr) => vec![gr.parse()?],
@@ -38,14 +40,20 @@ pub fn run(g: &GlobalOpts, group: Option<String>) -> Result<i32> {
     };
     let mut rows = Vec::new();
     for group in &groups {
-        for info in store.snapshots(group)?.into_iter().filter(|s| s.finished) {
+        for info in store.snapshots(group)?.into_iter() {
+            if !info.finished && !all {
+                continue;
+            }
             // A damaged manifest is shown as such; the other snapshots are still listed.
-            let (manifest, error) = match store.load_manifest(&info.snapshot) {
-                Ok(m) => (Some(m), None),
-                Err(e) => {
-                    eprintln!("warning: {e}; run 'stowage verify {}'", info.snapshot);
-                    (None, Some(e.to_string()))
-                }
+            let (manifest, error) = match info.finished {
+                false => (None, None),
+                true => match store.load_manifest(&info.snapshot) {
+                    Ok(m) => (Some(m), None),
+                    Err(e) => {
+                        eprintln!("warning: {e}; run 'stowage verify {}'", info.snapshot);
+                        (None, Some(e.to_string()))
+                    }
+                },
             };
             let verification = manifest.as_ref().and_then(SnapshotVerifyState::of);
             let notes = manifest
@@ -58,6 +66,7 @@ pub fn run(g: &GlobalOpts, group: Option<String>) -> Result<i32> {
                 backup_id: group.id().to_string(),
                 backup_time: info.snapshot.time.epoch(),
                 protected: info.protected,
+                finished: info.finished,
                 size: files.iter().map(|f| f.size).sum(),
                 files: files.into_iter().map(|f| f.filename).collect(),
                 verification,
@@ -75,10 +84,11 @@ pub fn run(g: &GlobalOpts, group: Option<String>) -> Result<i32> {
     }
     println!("{:<44} {:>12}  files", "snapshot", "size");
     for r in rows {
-        let mut mark = match (&r.error, r.protected) {
-            (Some(_), _) => " (manifest unreadable)",
-            (None, true) => " (protected)",
-            (None, false) => "",
+        let mut mark = match (&r.error, r.protected, r.finished) {
+            (_, _, false) => " (unfinished: no manifest; a backup runs or was killed)",
+            (Some(_), _, _) => " (manifest unreadable)",
+            (None, true, _) => " (protected)",
+            (None, false, _) => "",
         }
         .to_string();
         match r.verification.as_ref().map(|v| v.state) {

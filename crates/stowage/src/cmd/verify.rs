@@ -17,12 +17,24 @@ use crate::repo;
 
 pub fn run(g: &GlobalOpts, args: VerifyArgs) -> Result<i32> {
     let store = repo::open(g)?;
+    // Unfinished snapshots (no manifest) have nothing to verify yet; they are reported.
+    let mut unfinished: Vec<String> = Vec::new();
+    let mut of_group = |view: &Datastore, group: &BackupGroup| -> Result<Vec<SnapshotRef>> {
+        let mut finished = Vec::new();
+        for info in view.snapshots(group)? {
+            match info.finished {
+                true => finished.push(info.snapshot),
+                false => unfinished.push(label(view.namespace(), &info.snapshot)),
+            }
+        }
+        Ok(finished)
+    };
     let snapshots: Vec<(Datastore, SnapshotRef)> = match (&args.target, args.all) {
         (Some(t), _) => match t.parse::<SnapshotRef>() {
             Ok(_) => vec![(store.clone(), store.resolve_snapshot(t)?)],
             Err(_) => {
                 let group: BackupGroup = t.parse()?;
-                let snaps = store.finished_snapshots(&group)?;
+                let snaps = of_group(&store, &group)?;
                 if snaps.is_empty() {
                     return Err(stowage_datastore::DatastoreError::GroupNotFound(
                         group.to_string(),
@@ -38,7 +50,7 @@ pub fn run(g: &GlobalOpts, args: VerifyArgs) -> Result<i32> {
             for ns in store.list_namespaces(store.namespace(), None)? {
                 let view = store.in_namespace(&ns)?;
                 for group in view.groups()? {
-                    for s in view.finished_snapshots(&group)? {
+                    for s in of_group(&view, &group)? {
                         all.push((view.clone(), s));
                     }
                 }
@@ -52,6 +64,11 @@ pub fn run(g: &GlobalOpts, args: VerifyArgs) -> Result<i32> {
             ));
         }
     };
+    if !g.quiet {
+        for u in &unfinished {
+            eprintln!("warning: {u}: unfinished (no manifest): a backup runs or was killed; gc removes it once it is older than its cutoff");
+        }
+    }
     let progress = Arc::new(AtomicU64::new(0));
     let probe = progress.clone();
     let reporter = Reporter::start(
@@ -81,6 +98,7 @@ pub fn run(g: &GlobalOpts, args: VerifyArgs) -> Result<i32> {
             "upid": s.upid,
         })).collect::<Vec<_>>(),
         "skipped": report.skipped.iter().map(|(ns, s)| label(ns, s)).collect::<Vec<_>>(),
+        "unfinished": unfinished,
         "chunks_checked": report.chunks_checked,
         "bytes_checked": report.bytes_checked,
         "bad_chunks": report.bad_chunks.iter().map(|b| json!({

@@ -179,7 +179,7 @@ impl Profile {
         }
         let archive = match &file.archive {
             Some(archive) => {
-                let parsed = ArchiveName::parse(archive)
+                let parsed = ArchiveName::for_backup(archive)
                     .map_err(|e| bad(format!("archive '{archive}': {e}")))?;
                 if parsed.kind() != ArchiveKind::Pxar || !archive.ends_with(".pxar") {
                     return Err(bad(format!(
@@ -204,7 +204,7 @@ impl Profile {
         let mut commands: Vec<ProfileCommand> = Vec::new();
         for c in file.commands {
             let name = &c.name;
-            let log = ArchiveName::parse(&format!("{name}.log"))
+            let log = ArchiveName::for_backup(&format!("{name}.log"))
                 .map_err(|e| bad(format!("command name '{name}': {e}")))?;
             if commands.iter().any(|other| other.name == c.name) {
                 return Err(bad(format!("command name '{name}' is given twice")));
@@ -500,8 +500,9 @@ timeout = 5
         refused(&with("host.img"), "name the file-tree archive NAME.pxar");
         refused(
             &with("catalog.pcat1"),
-            "name the file-tree archive NAME.pxar",
+            "reserved for the snapshot's file catalog",
         );
+        refused(&with("host.mpxar"), "written by stowage itself");
         refused(&with("host"), "archive 'host'");
         refused(&with("../x.pxar"), "archive '../x.pxar'");
         refused("paths = [\"/etc\"]\n", "no archive");

@@ -48,7 +48,7 @@ fn parse_spec(spec: &str) -> Result<Spec> {
             format!("backup spec '{spec}' must look like NAME.img:PATH, NAME.pxar:DIR or NAME.conf:FILE"),
         )
     })?;
-    let name = ArchiveName::parse(name)?;
+    let name = ArchiveName::for_backup(name)?;
     if name.kind() == ArchiveKind::Pxar && !name.user_name().ends_with(".pxar") {
         return Err(fail(
             ErrorClass::Usage,
