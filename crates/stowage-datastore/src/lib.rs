@@ -27,15 +27,19 @@ mod writers;
 
 pub use chunk_store::ChunkStore;
 pub use error::DatastoreError;
-pub use gc::{CacheStats, GcOptions, GcReport, GcStatus, DEFAULT_GC_CACHE, DEFAULT_GC_CUTOFF};
+pub use gc::{
+    CacheStats, GcOptions, GcProgress, GcReport, GcStatus, CHUNK_DIRECTORIES, DEFAULT_GC_CACHE,
+    DEFAULT_GC_CUTOFF,
+};
 pub use layout::Datastore;
 pub use manifest_update::MANIFEST_LOCK_NAME;
 pub use prune::{select_prune, PruneCandidate, PruneItem, PruneMark, PruneOptions, PruneRule};
 pub use snapshots::SnapshotInfo;
-pub use sync::{SnapshotCopy, SyncItem, SyncOutcome};
+pub use sync::{SnapshotCopy, SyncItem, SyncOutcome, SyncProgress};
 pub use upid::{upid_start_time, Upid};
 pub use verify::{
-    BadChunk, SnapshotVerify, SnapshotVerifyState, VerifyOptions, VerifyReport, VerifyState,
+    BadChunk, SnapshotVerify, SnapshotVerifyState, VerifyOptions, VerifyProgress, VerifyReport,
+    VerifyState,
 };
 pub use writer::SnapshotWriter;
 

@@ -37,6 +37,16 @@ pub enum SyncOutcome {
     Failed(DatastoreError),
 }
 
+/// Live counters of a running sync, for a progress display.
+#[derive(Debug, Default)]
+pub struct SyncProgress {
+    pub snapshots_total: AtomicU64,
+    /// Snapshots copied, found present, or failed.
+    pub snapshots_done: AtomicU64,
+    /// Encoded bytes of the chunks copied.
+    pub bytes_copied: AtomicU64,
+}
+
 #[derive(Debug)]
 pub struct SyncItem {
     pub ns: BackupNamespace,
@@ -57,36 +67,47 @@ impl Datastore {
         ns: &BackupNamespace,
         group: Option<&BackupGroup>,
         threads: usize,
+        progress: &SyncProgress,
         mut on_item: impl FnMut(&SyncItem),
     ) -> Result<Vec<SyncItem>, DatastoreError> {
-        let mut items = Vec::new();
+        // Listed first, so the progress knows how many there are.
+        let mut plan = Vec::new();
         for child in source.list_namespaces(ns, None)? {
             let src = source.in_namespace(&child)?;
-            if !child.is_root() && self.in_namespace(&child).is_err() {
-                self.create_namespace_path(&child)?;
-            }
-            let dst = self.in_namespace(&child)?;
             let groups = match group {
                 Some(g) => vec![g.clone()],
                 None => src.groups()?,
             };
             for g in groups {
                 for snapshot in src.finished_snapshots(&g)? {
-                    let outcome = match dst.pull_snapshot(&src, &snapshot, threads) {
-                        Ok(Some(copy)) => SyncOutcome::Copied(copy),
-                        Ok(None) => SyncOutcome::Present,
-                        Err(e) if is_target_write(&e) => return Err(e),
-                        Err(e) => SyncOutcome::Failed(e),
-                    };
-                    let item = SyncItem {
-                        ns: child.clone(),
-                        snapshot,
-                        outcome,
-                    };
-                    on_item(&item);
-                    items.push(item);
+                    plan.push((child.clone(), snapshot));
                 }
             }
+        }
+        progress
+            .snapshots_total
+            .store(plan.len() as u64, Ordering::Relaxed);
+        let mut items = Vec::new();
+        for (child, snapshot) in plan {
+            let src = source.in_namespace(&child)?;
+            if !child.is_root() && self.in_namespace(&child).is_err() {
+                self.create_namespace_path(&child)?;
+            }
+            let dst = self.in_namespace(&child)?;
+            let outcome = match dst.pull_snapshot(&src, &snapshot, threads, progress) {
+                Ok(Some(copy)) => SyncOutcome::Copied(copy),
+                Ok(None) => SyncOutcome::Present,
+                Err(e) if is_target_write(&e) => return Err(e),
+                Err(e) => SyncOutcome::Failed(e),
+            };
+            progress.snapshots_done.fetch_add(1, Ordering::Relaxed);
+            let item = SyncItem {
+                ns: child,
+                snapshot,
+                outcome,
+            };
+            on_item(&item);
+            items.push(item);
         }
         Ok(items)
     }
@@ -111,6 +132,7 @@ impl Datastore {
         source: &Datastore,
         snapshot: &SnapshotRef,
         threads: usize,
+        progress: &SyncProgress,
     ) -> Result<Option<SnapshotCopy>, DatastoreError> {
         let dir = self.snapshot_dir(snapshot);
         if dir.join(MANIFEST_BLOB_NAME).is_file() {
@@ -137,7 +159,7 @@ impl Datastore {
             fs::remove_dir_all(&dir).map_err(DatastoreError::write(&dir))?;
         }
         fs::create_dir(&dir).map_err(DatastoreError::write(&dir))?;
-        let result = self.copy_snapshot_files(source, snapshot, threads);
+        let result = self.copy_snapshot_files(source, snapshot, threads, progress);
         if result.is_err() {
             let _ = fs::remove_dir_all(&dir);
         }
@@ -149,6 +171,7 @@ impl Datastore {
         source: &Datastore,
         snapshot: &SnapshotRef,
         threads: usize,
+        progress: &SyncProgress,
     ) -> Result<SnapshotCopy, DatastoreError> {
         // Each file is read once: checked against the manifest, and those bytes copied.
         let (manifest, manifest_raw) = source.load_manifest_raw(snapshot)?;
@@ -165,7 +188,7 @@ impl Datastore {
                         FixedIndex::decode,
                         |i| (i.csum(), i.size),
                     )?;
-                    self.copy_chunks(source, &index, threads, &mut copy)?;
+                    self.copy_chunks(source, &index, threads, progress, &mut copy)?;
                     raw
                 }
                 ArchiveKind::Pxar => {
@@ -176,7 +199,7 @@ impl Datastore {
                         DynamicIndex::decode,
                         |i| (i.csum(), i.size()),
                     )?;
-                    self.copy_chunks(source, &index, threads, &mut copy)?;
+                    self.copy_chunks(source, &index, threads, progress, &mut copy)?;
                     raw
                 }
                 ArchiveKind::Blob => source.read_blob_raw(snapshot, &manifest, &name)?.1,
@@ -197,6 +220,7 @@ impl Datastore {
         source: &Datastore,
         index: &dyn ChunkLayout,
         threads: usize,
+        progress: &SyncProgress,
         copy: &mut SnapshotCopy,
     ) -> Result<(), DatastoreError> {
         let mut seen = HashSet::new();
@@ -247,6 +271,9 @@ impl Datastore {
                             Ok(true) => {
                                 copied.fetch_add(1, Ordering::Relaxed);
                                 bytes.fetch_add(encoded.len() as u64, Ordering::Relaxed);
+                                progress
+                                    .bytes_copied
+                                    .fetch_add(encoded.len() as u64, Ordering::Relaxed);
                             }
                             Ok(false) => {
                                 present.fetch_add(1, Ordering::Relaxed);

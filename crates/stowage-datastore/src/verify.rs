@@ -141,6 +141,16 @@ fn needs_verify(manifest: &Manifest, opts: &VerifyOptions, now: i64) -> bool {
 /// The digests one snapshot needs, each with the length its index expects.
 type ChunkRefs = HashMap<Digest, usize>;
 
+/// Live counters of a running verification, for a progress display.
+#[derive(Debug, Default)]
+pub struct VerifyProgress {
+    /// Snapshots done (checked or skipped as verified before).
+    pub snapshots: AtomicU64,
+    /// Chunks checked, and their plain bytes.
+    pub chunks: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
 impl Datastore {
     /// Verifies `snapshots` one after the other; chunks already checked in this run (good or
     /// bad) are not checked again. Corrupt chunks are renamed to `<hex>.<N>.bad`; each verified
@@ -150,7 +160,7 @@ impl Datastore {
         &self,
         snapshots: &[(Datastore, SnapshotRef)],
         opts: &VerifyOptions,
-        progress: &AtomicU64,
+        progress: &VerifyProgress,
     ) -> VerifyReport {
         let started = Instant::now();
         let start_time = unix_now();
@@ -164,6 +174,7 @@ impl Datastore {
             if let Ok(m) = &manifest {
                 if !needs_verify(m, opts, start_time) {
                     report.skipped.push((ns, snapshot.clone()));
+                    progress.snapshots.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
             }
@@ -237,6 +248,7 @@ impl Datastore {
                 errors,
                 upid,
             });
+            progress.snapshots.fetch_add(1, Ordering::Relaxed);
         }
         report.bad_chunks.sort_by_key(|b| b.digest);
         report.duration = started.elapsed();
@@ -325,7 +337,7 @@ impl Datastore {
         &self,
         todo: &[(Digest, usize)],
         threads: usize,
-        progress: &AtomicU64,
+        progress: &VerifyProgress,
     ) -> Vec<(Digest, String, bool)> {
         if todo.is_empty() {
             return Vec::new();
@@ -365,7 +377,8 @@ impl Datastore {
                                 b.push((*digest, reason, missing));
                             }
                         }
-                        progress.fetch_add(1, Ordering::Relaxed);
+                        progress.chunks.fetch_add(1, Ordering::Relaxed);
+                        progress.bytes.fetch_add(*len as u64, Ordering::Relaxed);
                     }
                 });
             }

@@ -18,7 +18,7 @@ use stowage_types::ErrorClass;
 use crate::cli::{ArchiveOutArgs, GlobalOpts};
 use crate::exit::fail;
 use crate::output::{bytes, print_json, rate};
-use crate::progress::Reporter;
+use crate::progress::{Reporter, Sample};
 
 /// What is being archived.
 pub struct Job {
@@ -115,11 +115,15 @@ pub fn write_archive(
         compress_writer(Box::new(hashing), &opts)?
     };
     let count = Arc::new(AtomicU64::new(0));
-    let probe_count = job.progress.clone().unwrap_or_else(|| count.clone());
+    // Bytes before compression; a producer that compresses itself counts them itself.
+    let probe_count = match job.precompressed {
+        true => job.progress.clone().unwrap_or_else(|| count.clone()),
+        false => count.clone(),
+    };
+    let size = job.size;
     let reporter = Reporter::start(
         format!("{} {}", if to_file { "archive to" } else { "archive" }, out),
-        job.size,
-        Box::new(move || (probe_count.load(Ordering::Relaxed), 0)),
+        Box::new(move || Sample::bytes(probe_count.load(Ordering::Relaxed), size)),
         !g.quiet,
     );
     let produced = {
@@ -135,8 +139,8 @@ pub fn write_archive(
             .map_err(|e| write_error(out, e))
             .map(|()| entries)
     });
-    reporter.finish();
     let entries = finished?;
+    reporter.finish();
     if let Some(o) = output {
         o.commit()?;
     }

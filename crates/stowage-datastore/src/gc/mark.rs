@@ -184,15 +184,18 @@ pub(crate) struct Marker<'a> {
     /// Index files seen so far, readable or not (each is counted and reported once, however
     /// often its group is rescanned).
     processed: Mutex<HashSet<PathBuf>>,
+    /// Index files marked so far, for a progress display.
+    progress: &'a AtomicU64,
     /// Test hook: runs after a group was listed, before its indexes are read.
     #[cfg(test)]
     pub after_list: Option<GroupHook<'a>>,
 }
 
 impl<'a> Marker<'a> {
-    pub fn new(store: &'a Datastore, cache_capacity: usize) -> Self {
+    pub fn new(store: &'a Datastore, cache_capacity: usize, progress: &'a AtomicU64) -> Self {
         Marker {
             store,
+            progress,
             touched: TouchedSet::new(cache_capacity),
             index_files: AtomicU64::new(0),
             index_data_bytes: AtomicU64::new(0),
@@ -301,6 +304,7 @@ impl<'a> Marker<'a> {
             Ok(Some((digests, size))) => {
                 if first {
                     self.index_files.fetch_add(1, Ordering::Relaxed);
+                    self.progress.fetch_add(1, Ordering::Relaxed);
                     self.index_data_bytes.fetch_add(size, Ordering::Relaxed);
                 }
                 for digest in &digests {

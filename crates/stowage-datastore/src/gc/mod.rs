@@ -9,6 +9,7 @@ mod sweep;
 
 use std::fs::{File, OpenOptions};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -36,6 +37,27 @@ pub struct GcOptions {
     pub cache_capacity: usize,
     /// The task id recorded in `.gc-status`.
     pub upid: String,
+    /// Live counters for a progress display.
+    pub progress: std::sync::Arc<GcProgress>,
+}
+
+/// Where a running collection is: its phase, index files marked, chunk directories swept.
+#[derive(Debug, Default)]
+pub struct GcProgress {
+    /// 0 cleaning up after dead writers, 1 marking, 2 sweeping.
+    pub phase: AtomicU8,
+    pub indexes_marked: AtomicU64,
+    /// Of [`CHUNK_DIRECTORIES`].
+    pub dirs_swept: AtomicU64,
+}
+
+/// The number of chunk directories (`.chunks/0000` to `.chunks/ffff`).
+pub const CHUNK_DIRECTORIES: u64 = 0x10000;
+
+impl GcProgress {
+    pub const CLEANUP: u8 = 0;
+    pub const MARK: u8 = 1;
+    pub const SWEEP: u8 = 2;
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
@@ -121,7 +143,10 @@ impl Datastore {
         }
         .run();
         let started = Instant::now();
-        let marked = mark::Marker::new(self, options.cache_capacity).run(options.threads);
+        let progress = &options.progress;
+        progress.phase.store(GcProgress::MARK, Ordering::Relaxed);
+        let marked = mark::Marker::new(self, options.cache_capacity, &progress.indexes_marked)
+            .run(options.threads);
         let mark_time = started.elapsed();
 
         let mut min_atime = phase1_start - options.cutoff.as_nanos() as i128;
@@ -137,8 +162,13 @@ impl Datastore {
             liveness,
         };
         let started = Instant::now();
-        let (counts, sweep_errors) =
-            sweep::sweep(self.chunk_store().dir(), &cutoff, options.threads);
+        progress.phase.store(GcProgress::SWEEP, Ordering::Relaxed);
+        let (counts, sweep_errors) = sweep::sweep(
+            self.chunk_store().dir(),
+            &cutoff,
+            options.threads,
+            &progress.dirs_swept,
+        );
         let sweep_time = started.elapsed();
         let mut status = GcStatus {
             upid: options.upid.clone(),
@@ -242,7 +272,7 @@ fn check_atime_works(base: &Path) -> Result<i128, DatastoreError> {
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::MetadataExt;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
     use nix::sys::stat::{utimensat, UtimensatFlags};
     use nix::sys::time::TimeSpec;
@@ -294,7 +324,8 @@ mod tests {
             w.finish(Default::default()).unwrap()
         };
         let fired = AtomicBool::new(false);
-        let mut marker = mark::Marker::new(&ds, 1000);
+        let marked = AtomicU64::new(0);
+        let mut marker = mark::Marker::new(&ds, 1000, &marked);
         marker.after_list = Some(Box::new(|_| {
             if fired.swap(true, Ordering::SeqCst) {
                 return;

@@ -10,7 +10,7 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::leftovers::{temp_pid, Liveness};
@@ -104,6 +104,7 @@ pub(crate) fn sweep(
     chunk_dir: &Path,
     cutoff: &Cutoff,
     threads: usize,
+    swept: &AtomicU64,
 ) -> (SweepCounts, Vec<String>) {
     let next = AtomicUsize::new(0);
     let total = Mutex::new(SweepCounts::default());
@@ -124,6 +125,7 @@ pub(crate) fn sweep(
                                 errs.push(e.to_string());
                             }
                         }
+                        swept.fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 if let Ok(mut t) = total.lock() {

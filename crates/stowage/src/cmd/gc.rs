@@ -1,15 +1,18 @@
 //! `stowage gc`: mark every chunk any snapshot needs, sweep the rest.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
 use serde_json::json;
-use stowage_datastore::{GcOptions, DEFAULT_GC_CACHE};
+use stowage_datastore::{GcOptions, GcProgress, CHUNK_DIRECTORIES, DEFAULT_GC_CACHE};
 use stowage_types::ErrorClass;
 
 use crate::cli::{GcArgs, GlobalOpts};
 use crate::exit::{self, fail, OK};
 use crate::output::{bytes, print_json};
+use crate::progress::{Reporter, Sample};
 use crate::repo;
 
 /// `90`, `90s`, `15m`, `24h5m`, `2d`: a duration in seconds, minutes, hours and days.
@@ -54,11 +57,33 @@ pub fn run(g: &GlobalOpts, args: GcArgs) -> Result<i32> {
             &store.base().display().to_string(),
         )
         .to_string(),
+        progress: Arc::new(GcProgress::default()),
     };
     if !g.quiet && !args.dry_run {
         eprintln!("starting garbage collection on {}", store.base().display());
     }
+    let probe = options.progress.clone();
+    let reporter = Reporter::start(
+        "gc".into(),
+        Box::new(move || match probe.phase.load(Ordering::Relaxed) {
+            GcProgress::SWEEP => Sample::items(
+                probe.dirs_swept.load(Ordering::Relaxed),
+                Some(CHUNK_DIRECTORIES),
+                "chunk directories",
+            )
+            .stage("sweep"),
+            GcProgress::MARK => Sample::items(
+                probe.indexes_marked.load(Ordering::Relaxed),
+                None,
+                "index files",
+            )
+            .stage("mark"),
+            _ => Sample::items(0, None, "snapshots").stage("cleanup"),
+        }),
+        !g.quiet,
+    );
     let report = store.garbage_collect(&options)?;
+    reporter.finish();
     let s = &report.status;
     let json_report = json!({
         "status": s,

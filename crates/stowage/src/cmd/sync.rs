@@ -1,13 +1,17 @@
 //! `stowage sync --from REPO [--to REPO]`: copy the snapshots the target lacks.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
 use anyhow::Result;
 use serde_json::json;
-use stowage_datastore::{Datastore, SyncOutcome};
+use stowage_datastore::{Datastore, SyncOutcome, SyncProgress};
 use stowage_types::{BackupGroup, ErrorClass};
 
 use crate::cli::{GlobalOpts, SyncArgs};
 use crate::exit::{self, OK};
 use crate::output::{bytes, print_json};
+use crate::progress::{Reporter, Sample};
 use crate::repo;
 
 pub fn run(g: &GlobalOpts, args: SyncArgs) -> Result<i32> {
@@ -25,7 +29,23 @@ pub fn run(g: &GlobalOpts, args: SyncArgs) -> Result<i32> {
     let ns = repo::namespace(g)?;
     let group: Option<BackupGroup> = args.group.as_deref().map(str::parse).transpose()?;
     let text = matches!(g.output_format, crate::cli::OutputFormat::Text);
-    let items = target.sync_from(&source, &ns, group.as_ref(), super::threads(g), |item| {
+    let progress = Arc::new(SyncProgress::default());
+    let probe = progress.clone();
+    let reporter = Reporter::start(
+        "sync".into(),
+        Box::new(move || {
+            let total = probe.snapshots_total.load(Ordering::Relaxed);
+            Sample::items(
+                probe.snapshots_done.load(Ordering::Relaxed),
+                (total > 0).then_some(total),
+                "snapshots",
+            )
+            .with("copied", probe.bytes_copied.load(Ordering::Relaxed))
+        }),
+        !g.quiet,
+    );
+    let threads = super::threads(g);
+    let items = target.sync_from(&source, &ns, group.as_ref(), threads, &progress, |item| {
         if !text || g.quiet {
             return;
         }
@@ -50,6 +70,7 @@ pub fn run(g: &GlobalOpts, args: SyncArgs) -> Result<i32> {
             SyncOutcome::Failed(e) => eprintln!("{prefix}{}: FAILED: {e}", item.snapshot),
         }
     })?;
+    reporter.finish();
     let copied: Vec<_> = items
         .iter()
         .filter_map(|i| match &i.outcome {

@@ -1,18 +1,18 @@
 //! `stowage verify`: every chunk once, in parallel; bad chunks are renamed to `<hex>.<N>.bad`
 //! and each snapshot's result is stored in its manifest; exit 8 when anything is bad.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use anyhow::Result;
 use serde_json::json;
-use stowage_datastore::{Datastore, VerifyOptions};
+use stowage_datastore::{Datastore, VerifyOptions, VerifyProgress};
 use stowage_types::{BackupGroup, BackupNamespace, ErrorClass, SnapshotRef};
 
 use crate::cli::{GlobalOpts, VerifyArgs};
 use crate::exit::{self, fail, OK};
 use crate::output::{bytes, print_json, rate};
-use crate::progress::Reporter;
+use crate::progress::{Reporter, Sample};
 use crate::repo;
 
 pub fn run(g: &GlobalOpts, args: VerifyArgs) -> Result<i32> {
@@ -69,13 +69,20 @@ pub fn run(g: &GlobalOpts, args: VerifyArgs) -> Result<i32> {
             eprintln!("warning: {u}: unfinished (no manifest): a backup runs or was killed; gc removes it once it is older than its cutoff");
         }
     }
-    let progress = Arc::new(AtomicU64::new(0));
+    let progress = Arc::new(VerifyProgress::default());
     let probe = progress.clone();
+    let total = snapshots.len() as u64;
     let reporter = Reporter::start(
-        "verify (chunks)".into(),
-        None,
-        Box::new(move || (probe.load(Ordering::Relaxed), 0)),
-        !g.quiet && g.verbose,
+        "verify".into(),
+        Box::new(move || {
+            Sample::items(
+                probe.snapshots.load(Ordering::Relaxed),
+                Some(total),
+                "snapshots",
+            )
+            .with("checked", probe.bytes.load(Ordering::Relaxed))
+        }),
+        !g.quiet,
     );
     let opts = VerifyOptions {
         threads: super::threads(g),

@@ -1,6 +1,9 @@
 //! One disk image (file, block device, pipe) into a fixed index.
 
+use std::sync::Arc;
+
 use anyhow::Result;
+use stowage_core::BackupCounters;
 use stowage_format::fixed_index::DEFAULT_CHUNK_SIZE;
 use stowage_format::FixedIndex;
 use stowage_types::{ArchiveName, BackupTime, ErrorClass};
@@ -18,14 +21,17 @@ pub(super) fn backup(
     name: &ArchiveName,
     src: Source,
 ) -> Result<(FixedIndex, ArchiveSummary, Pairs)> {
+    let counters = Arc::new(BackupCounters::default());
+    let reporter = ctx.report(name.user_name(), src.size, &[&counters]);
     let image = ctx.run_pipeline(
         name.user_name(),
-        src.size,
         src.reader,
         &src.name,
         DEFAULT_CHUNK_SIZE as usize,
         Some(ctx.fast),
+        &counters,
     )?;
+    reporter.finish();
     if image.size == 0 {
         return Err(fail(
             ErrorClass::Source,

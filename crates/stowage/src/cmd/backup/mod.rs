@@ -25,7 +25,7 @@ use stowage_types::{
 use crate::cli::{BackupArgs, ChangeDetection, GlobalOpts, OutputFormat};
 use crate::exit::{fail, OK, PARTIAL};
 use crate::output::{bytes, print_json, rate};
-use crate::progress::Reporter;
+use crate::progress::{Reporter, Sample};
 use crate::{fast_hash_cache, repo, source};
 use summary::{ratio, totals};
 
@@ -136,31 +136,39 @@ pub(super) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// Runs the chunk pipeline over one source with a progress display. The source is taken by
-    /// value and dropped as soon as the pipeline ends: a producer on another thread that feeds
-    /// it through a pipe then sees the pipe closed instead of waiting forever on a full one.
-    fn run_pipeline<S: ImageSource>(
+    /// Progress of one archive: the bytes its pipelines (one, or two for a split archive) have
+    /// read and written to the store.
+    fn report(
         &self,
         label: &str,
         total: Option<u64>,
+        counters: &[&Arc<BackupCounters>],
+    ) -> Reporter {
+        let counters: Vec<Arc<BackupCounters>> = counters.iter().map(|c| Arc::clone(c)).collect();
+        let sum = move |f: fn(&BackupCounters) -> u64| counters.iter().map(|c| f(c)).sum::<u64>();
+        Reporter::start(
+            label.to_string(),
+            Box::new(move || {
+                Sample::bytes(sum(|c| c.read.load(Ordering::Relaxed)), total)
+                    .with("written", sum(|c| c.written.load(Ordering::Relaxed)))
+            }),
+            !self.g.quiet,
+        )
+    }
+
+    /// Runs the chunk pipeline over one source, counting into `counters`. The source is taken
+    /// by value and dropped as soon as the pipeline ends: a producer on another thread that
+    /// feeds it through a pipe then sees the pipe closed instead of waiting forever on a full
+    /// one.
+    fn run_pipeline<S: ImageSource>(
+        &self,
+        label: &str,
         mut source: S,
         source_name: &str,
         chunk_size: usize,
         fast: Option<&FastHashes>,
+        counters: &BackupCounters,
     ) -> Result<ImageBackup> {
-        let counters = Arc::new(BackupCounters::default());
-        let probe = counters.clone();
-        let reporter = Reporter::start(
-            label.to_string(),
-            total,
-            Box::new(move || {
-                (
-                    probe.read.load(Ordering::Relaxed),
-                    probe.written.load(Ordering::Relaxed),
-                )
-            }),
-            !self.g.quiet,
-        );
         let result = backup_image_with(
             &mut source,
             source_name,
@@ -168,11 +176,10 @@ impl Ctx<'_> {
             self.session,
             chunk_size,
             self.threads,
-            &counters,
+            counters,
             fast,
         );
         drop(source);
-        reporter.finish();
         result.with_context(|| format!("backup of {label} failed"))
     }
 }

@@ -6,11 +6,12 @@
 use std::cell::RefCell;
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use stowage_archive::{Encoder, Format};
 use stowage_chunker::{Buzhash, CATALOG_AVG, DEFAULT_AVG};
-use stowage_core::{payload_pipe, pipe, CdcSource, ImageBackup, ImageBackupStats};
+use stowage_core::{payload_pipe, pipe, BackupCounters, CdcSource, ImageBackup, ImageBackupStats};
 use stowage_format::{CatalogWriter, DynamicIndex};
 use stowage_fs::{Captured, CreateOptions, CreateStats, Excludes, PayloadReuse};
 use stowage_types::{ArchiveName, BackupTime, ErrorClass};
@@ -150,6 +151,8 @@ fn encode_unified(
     options: &mut CreateOptions,
 ) -> Result<Encoded> {
     let (writer, reader) = pipe(PIPE_PIECES);
+    let counters = Arc::new(BackupCounters::default());
+    let reporter = ctx.report(spec.name.user_name(), None, &[&counters]);
     let (stream, walked) = std::thread::scope(|s| {
         let walker = s.spawn(|| {
             let mut encoder = Encoder::new(writer, Format::unified(), &root.metadata)?;
@@ -161,11 +164,11 @@ fn encode_unified(
         let source = CdcSource::new(reader, archive_chunker());
         let stream = ctx.run_pipeline(
             spec.name.user_name(),
-            None,
             source,
             &spec.path,
             max_chunk(),
             None,
+            &counters,
         );
         let walked = walker
             .join()
@@ -175,6 +178,7 @@ fn encode_unified(
     // A failed pipeline makes the walker fail too (its pipe closes): report the pipeline's error.
     let stream = stream?;
     let walked = walked.with_context(|| format!("backup of {} failed", spec.path))?;
+    reporter.finish();
     let stats = stream.stats.clone();
     Ok((vec![(spec.name.clone(), index_of(stream))], stats, walked))
 }
@@ -191,6 +195,15 @@ fn encode_split(
     let (meta_name, payload_name) = split_names(&spec.name)?;
     let (meta_writer, meta_reader) = pipe(PIPE_PIECES);
     let (payload_writer, payload_source) = payload_pipe(PIPE_PIECES, archive_chunker());
+    let (meta_counters, payload_counters) = (
+        Arc::new(BackupCounters::default()),
+        Arc::new(BackupCounters::default()),
+    );
+    let reporter = ctx.report(
+        spec.name.user_name(),
+        None,
+        &[&meta_counters, &payload_counters],
+    );
     let (meta, payload, walked) = std::thread::scope(|s| {
         let walker = s.spawn(|| {
             let shared = SharedPayload(Rc::new(RefCell::new(payload_writer)));
@@ -212,21 +225,21 @@ fn encode_split(
         let payload = s.spawn(|| {
             ctx.run_pipeline(
                 payload_name.user_name(),
-                None,
                 payload_source,
                 &spec.path,
                 max_chunk(),
                 None,
+                &payload_counters,
             )
         });
         let source = CdcSource::new(meta_reader, archive_chunker());
         let meta = ctx.run_pipeline(
             meta_name.user_name(),
-            None,
             source,
             &spec.path,
             max_chunk(),
             None,
+            &meta_counters,
         );
         let payload = payload
             .join()
@@ -239,6 +252,7 @@ fn encode_split(
     let payload = payload?;
     let meta = meta?;
     let walked = walked.with_context(|| format!("backup of {} failed", spec.path))?;
+    reporter.finish();
     let mut stats = meta.stats.clone();
     stats.add(&payload.stats);
     let indexes = vec![
@@ -257,13 +271,7 @@ pub(super) fn store_catalog(
     let chunker = Buzhash::new(CATALOG_AVG).expect("valid average");
     let max = chunker.max_size();
     let source = CdcSource::new(&bytes[..], chunker);
-    let stream = ctx.run_pipeline(
-        "catalog",
-        Some(bytes.len() as u64),
-        source,
-        "catalog",
-        max,
-        None,
-    )?;
+    let counters = BackupCounters::default();
+    let stream = ctx.run_pipeline("catalog", source, "catalog", max, None, &counters)?;
     Ok(index_of(stream))
 }

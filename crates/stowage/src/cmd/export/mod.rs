@@ -65,7 +65,7 @@ pub fn run(g: &GlobalOpts, args: ExportArgs) -> Result<i32> {
                 content: "image",
                 size: Some(index.size),
                 precompressed: frames,
-                progress: Some(progress.clone()),
+                progress: frames.then(|| progress.clone()),
             };
             write_archive(
                 g,

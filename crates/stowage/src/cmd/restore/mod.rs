@@ -17,7 +17,7 @@ use stowage_types::{ArchiveKind, ArchiveName, ErrorClass};
 use crate::cli::{GlobalOpts, OutputFormat, RestoreArgs};
 use crate::exit::{fail, OK};
 use crate::output::{bytes, percent, rate};
-use crate::progress::Reporter;
+use crate::progress::{Reporter, Sample};
 use crate::{repo, target};
 
 /// The index of a file-tree archive, and of its payload stream when it is stored split
@@ -68,16 +68,15 @@ pub fn run(g: &GlobalOpts, args: RestoreArgs) -> Result<i32> {
         }
         ArchiveKind::Pxar => {
             let (index, payload) = tree_indexes(&store, &snapshot, &manifest, &archive)?;
-            let counters = Arc::new(RestoreCounters::default());
+            // The archive stream and, for a split archive, the payload stream.
+            let counters = Arc::new([RestoreCounters::default(), RestoreCounters::default()]);
+            let total = index.size() + payload.as_ref().map_or(0, |p| p.size());
             let probe = counters.clone();
             let reporter = Reporter::start(
                 format!("restore {archive}"),
-                Some(index.size()),
                 Box::new(move || {
-                    (
-                        probe.done.load(Ordering::Relaxed),
-                        probe.read.load(Ordering::Relaxed),
-                    )
+                    let done = probe.iter().map(|c| c.done.load(Ordering::Relaxed)).sum();
+                    Sample::bytes(done, Some(total))
                 }),
                 !g.quiet,
             );
@@ -128,15 +127,10 @@ pub fn run(g: &GlobalOpts, args: RestoreArgs) -> Result<i32> {
             let to_stdout = args.target == "-";
             let counters = Arc::new(RestoreCounters::default());
             let probe = counters.clone();
+            let size = index.size;
             let reporter = Reporter::start(
                 format!("restore {archive}"),
-                Some(index.size),
-                Box::new(move || {
-                    (
-                        probe.done.load(Ordering::Relaxed),
-                        probe.read.load(Ordering::Relaxed),
-                    )
-                }),
+                Box::new(move || Sample::bytes(probe.done.load(Ordering::Relaxed), Some(size))),
                 !g.quiet,
             );
             let threads = super::threads(g);
@@ -149,9 +143,9 @@ pub fn run(g: &GlobalOpts, args: RestoreArgs) -> Result<i32> {
                 (threads * 4).max(8),
                 &counters,
             );
-            reporter.finish();
             let stats =
                 result.with_context(|| format!("restore of {snapshot} {archive} failed"))?;
+            reporter.finish();
             t.commit().map_err(|e| {
                 fail(
                     ErrorClass::Target,
@@ -172,7 +166,10 @@ pub fn run(g: &GlobalOpts, args: RestoreArgs) -> Result<i32> {
                 "duration_s": secs,
                 "throughput_bps": if secs > 0.0 { stats.size as f64 / secs } else { 0.0 },
             });
-            // With the image on stdout, the summary goes to stderr.
+            // With the image on stdout, the summary goes to stderr (unless quiet).
+            if to_stdout && g.quiet {
+                return Ok(OK);
+            }
             let mut out: Box<dyn Write> = if to_stdout {
                 Box::new(std::io::stderr())
             } else {

@@ -358,6 +358,7 @@ pub struct TreeTarget<'a> {
 }
 
 /// Restores the archive behind `index` into the target directory; returns the entries restored.
+/// `counters` count the archive stream and the payload stream (of a split archive).
 pub fn restore(
     store: &Datastore,
     index: &DynamicIndex,
@@ -365,7 +366,7 @@ pub fn restore(
     archive: &str,
     to: TreeTarget<'_>,
     threads: usize,
-    counters: &RestoreCounters,
+    counters: &[RestoreCounters; 2],
 ) -> Result<u64> {
     let TreeTarget {
         target,
@@ -387,7 +388,7 @@ pub fn restore(
                 let (mut feed_target, feed) = chunk_feed(FEED_CHUNKS);
                 let feeder = s.spawn(move || {
                     let window = (threads * 4).max(8);
-                    let counters = RestoreCounters::default();
+                    let counters = &counters[1];
                     let name = format!("{archive} payload");
                     restore_image(
                         p,
@@ -396,7 +397,7 @@ pub fn restore(
                         &name,
                         threads,
                         window,
-                        &counters,
+                        counters,
                     )
                 });
                 let reader = RandomReader::new(p, store.chunk_store(), PAYLOAD_CACHE_CHUNKS);
@@ -417,7 +418,7 @@ pub fn restore(
             again,
             threads,
         )?;
-        with_stream(store, index, archive, threads, counters, |stream| {
+        with_stream(store, index, archive, threads, &counters[0], |stream| {
             let mut decoder = Decoder::new(stream);
             while let Some(event) = decoder
                 .next_event()
