@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod suite;
 pub mod tree;
 
 use std::collections::BTreeSet;
