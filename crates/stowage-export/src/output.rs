@@ -140,11 +140,20 @@ impl OutputFile {
             path: self.path.clone(),
             source,
         };
-        if let Some(file) = self.file.take() {
-            file.sync_all().map_err(write_err)?;
+        let result = (|| {
+            if let Some(file) = self.file.take() {
+                file.sync_all()?;
+            }
+            fs::rename(&self.tmp, &self.path)?;
+            // Not known to be durable: the output does not stay.
+            sync_parent(&self.path).inspect_err(|_| {
+                let _ = fs::remove_file(&self.path);
+            })
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&self.tmp);
         }
-        fs::rename(&self.tmp, &self.path).map_err(write_err)?;
-        sync_parent(&self.path).map_err(write_err)
+        result.map_err(write_err)
     }
 }
 

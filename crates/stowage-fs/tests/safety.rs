@@ -190,7 +190,7 @@ fn existing_entries_need_overwrite() {
     let mut r = restorer(tmp.path(), false);
     let e = write_file(&mut r, "f", b"new").unwrap_err();
     assert_eq!(e.to_string(), "f: exists; pass --overwrite to replace it");
-    assert_eq!(e.class(), ErrorClass::Usage);
+    assert_eq!(e.class(), ErrorClass::Target);
     let e = r
         .enter_dir(OsStr::new("d"), &meta(FileType::Directory, 0o755))
         .unwrap_err();

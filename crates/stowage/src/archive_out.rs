@@ -11,7 +11,9 @@ use anyhow::Result;
 use serde_json::json;
 use stowage_export::compress::{compress_writer, CompressOptions, Format};
 use stowage_export::manifest::ArchiveManifest;
-use stowage_export::output::{write_checksum, HashingWriter, OutputFile};
+use stowage_export::output::{
+    checksum_path, manifest_path, write_checksum, HashingWriter, OutputFile,
+};
 use stowage_export::space;
 use stowage_types::ErrorClass;
 
@@ -141,9 +143,6 @@ pub fn write_archive(
     });
     let entries = finished?;
     reporter.finish();
-    if let Some(o) = output {
-        o.commit()?;
-    }
     let size = if job.precompressed {
         job.size.unwrap_or(0)
     } else {
@@ -178,9 +177,18 @@ pub fn write_archive(
         entries,
         writer: format!("stowage {}", env!("CARGO_PKG_VERSION")),
     };
-    if to_file {
-        write_checksum(&path, &manifest.sha256)?;
-        manifest.write(&path)?;
+    // The checksum and manifest first, then the output appears: if any step fails, none of
+    // the three is left behind.
+    if let Some(o) = output {
+        let committed = write_checksum(&path, &manifest.sha256)
+            .and_then(|()| manifest.write(&path))
+            .and_then(|()| o.commit());
+        if let Err(e) = committed {
+            for sidecar in [checksum_path(&path), manifest_path(&path)] {
+                let _ = std::fs::remove_file(sidecar);
+            }
+            return Err(e.into());
+        }
     }
     report(g, out, &manifest, to_file, secs)?;
     Ok(crate::exit::OK)

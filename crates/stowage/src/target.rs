@@ -55,7 +55,12 @@ impl Target {
                 fs::rename(&t.tmp, &t.path)?;
                 t.done = true;
                 let dir = t.path.parent().filter(|p| !p.as_os_str().is_empty());
-                File::open(dir.unwrap_or(Path::new(".")))?.sync_all()
+                // Not known to be durable: the restored file does not stay.
+                File::open(dir.unwrap_or(Path::new(".")))
+                    .and_then(|d| d.sync_all())
+                    .inspect_err(|_| {
+                        let _ = fs::remove_file(&t.path);
+                    })
             }
             _ => Ok(()),
         }

@@ -113,6 +113,9 @@ pub struct GcReport {
     pub warnings: Vec<String>,
     /// Removal was skipped because marking was incomplete.
     pub removal_skipped: bool,
+    /// The sweep stopped at a failure (a full or failing disk): its class. What was removed
+    /// until then is gone; the rest waits for the next collection.
+    pub sweep_failed: Option<stowage_types::ErrorClass>,
     pub mark_time: Duration,
     pub sweep_time: Duration,
 }
@@ -163,7 +166,7 @@ impl Datastore {
         };
         let started = Instant::now();
         progress.phase.store(GcProgress::SWEEP, Ordering::Relaxed);
-        let (counts, sweep_errors) = sweep::sweep(
+        let (counts, sweep_failure) = sweep::sweep(
             self.chunk_store().dir(),
             &cutoff,
             options.threads,
@@ -193,9 +196,10 @@ impl Datastore {
             status.disk_chunks += status.removed_chunks;
         }
         let mut errors = marked.errors;
-        errors.extend(sweep_errors);
         errors.extend(cleaned.errors);
-        if !options.dry_run {
+        let sweep_failed = sweep_failure.as_ref().map(DatastoreError::class);
+        errors.extend(sweep_failure.map(|e| format!("sweep stopped: {e}")));
+        if !options.dry_run && sweep_failed.is_none() {
             let json = serde_json::to_vec_pretty(&status).unwrap_or_default();
             let path = self.base().join(GC_STATUS);
             fsutil::atomic_write(&path, &json).map_err(DatastoreError::write(&path))?;
@@ -209,6 +213,7 @@ impl Datastore {
             removed_unfinished: cleaned.unfinished,
             warnings: marked.warnings,
             removal_skipped,
+            sweep_failed,
             mark_time,
             sweep_time,
         })

@@ -10,7 +10,7 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::leftovers::{temp_pid, Liveness};
@@ -105,24 +105,30 @@ pub(crate) fn sweep(
     cutoff: &Cutoff,
     threads: usize,
     swept: &AtomicU64,
-) -> (SweepCounts, Vec<String>) {
+) -> (SweepCounts, Option<DatastoreError>) {
     let next = AtomicUsize::new(0);
     let total = Mutex::new(SweepCounts::default());
-    let errors = Mutex::new(Vec::new());
+    // The first failure stops the sweep: a full or failing disk would fail every directory.
+    let failure: Mutex<Option<DatastoreError>> = Mutex::new(None);
+    let failed = AtomicBool::new(false);
     std::thread::scope(|s| {
         for _ in 0..threads.max(1) {
             s.spawn(|| {
                 let mut mine = SweepCounts::default();
-                loop {
+                'work: loop {
                     let start = next.fetch_add(256, Ordering::Relaxed);
                     if start > 0xffff {
                         break;
                     }
                     for prefix in start..(start + 256).min(0x10000) {
+                        if failed.load(Ordering::Relaxed) {
+                            break 'work;
+                        }
                         let dir = chunk_dir.join(format!("{prefix:04x}"));
                         if let Err(e) = sweep_dir(&dir, cutoff, &mut mine) {
-                            if let Ok(mut errs) = errors.lock() {
-                                errs.push(e.to_string());
+                            failed.store(true, Ordering::Relaxed);
+                            if let Ok(mut f) = failure.lock() {
+                                f.get_or_insert(e);
                             }
                         }
                         swept.fetch_add(1, Ordering::Relaxed);
@@ -136,7 +142,7 @@ pub(crate) fn sweep(
     });
     (
         total.into_inner().unwrap_or_default(),
-        errors.into_inner().unwrap_or_default(),
+        failure.into_inner().unwrap_or_default(),
     )
 }
 

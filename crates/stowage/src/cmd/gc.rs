@@ -105,6 +105,14 @@ pub fn run(g: &GlobalOpts, args: GcArgs) -> Result<i32> {
     if report.removal_skipped {
         return Err(nothing_removed(&report.errors, text));
     }
+    if let Some(class) = report.sweep_failed {
+        let last = report.errors.last().cloned().unwrap_or_default();
+        return Err(fail(
+            class,
+            format!("garbage collection {last}; nothing it still needs was removed, run it again once the datastore can be written"),
+        ));
+    }
+
     if text {
         print_text(&report, args.dry_run);
     }

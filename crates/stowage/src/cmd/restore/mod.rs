@@ -148,7 +148,7 @@ pub fn run(g: &GlobalOpts, args: RestoreArgs) -> Result<i32> {
             reporter.finish();
             t.commit().map_err(|e| {
                 fail(
-                    ErrorClass::Target,
+                    ErrorClass::of_write_error(&e, ErrorClass::Target),
                     format!(
                         "cannot move restored image into place at {}: {e}",
                         args.target
