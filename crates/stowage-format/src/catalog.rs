@@ -99,7 +99,7 @@ pub enum CatalogError {
     NoOpenDirectory,
     #[error("catalog finished with {depth} directories still open")]
     Unfinished { depth: usize },
-    #[error("invalid glob pattern {pattern:?}: {reason}")]
+    #[error("invalid pattern {pattern:?}: {reason}")]
     BadPattern {
         pattern: String,
         reason: &'static str,
@@ -140,6 +140,15 @@ pub enum CatalogError {
          parent's (at {parent}): corrupt or cyclic catalog"
     )]
     Nesting { offset: u64, parent: u64 },
+}
+
+impl From<crate::pattern::PatternError> for CatalogError {
+    fn from(e: crate::pattern::PatternError) -> Self {
+        CatalogError::BadPattern {
+            pattern: e.pattern,
+            reason: e.reason,
+        }
+    }
 }
 
 impl CatalogError {

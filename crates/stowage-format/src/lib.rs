@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod dynamic_index;
 pub mod fixed_index;
 pub mod manifest;
+pub mod pattern;
 mod sha256_pair;
 
 pub use blob::{BlobDecoder, BlobEncoder, BlobError, BlobKind};
@@ -15,6 +16,7 @@ pub use catalog::{CatalogEntry, CatalogEntryKind, CatalogError, CatalogReader, C
 pub use dynamic_index::DynamicIndex;
 pub use fixed_index::FixedIndex;
 pub use manifest::{CryptMode, FileEntry, Manifest, ManifestError};
+pub use pattern::{MatchType, Pattern, PatternError, PatternList};
 pub use sha256_pair::sha256_pair;
 
 use stowage_types::Digest;

@@ -314,7 +314,7 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
         });
         match result {
             Ok(text) => {
-                if let Err(e) = self.options.excludes.add_file(path, &text) {
+                for e in self.options.excludes.add_file(path, &text) {
                     self.warning(format!(
                         "{}/.pxarexclude: {e}",
                         String::from_utf8_lossy(path)
@@ -671,8 +671,8 @@ mod tests {
     fn excludes_apply_inside_a_selection() {
         let tmp = tree();
         let mut options = selecting(&["etc/pve", "etc/hosts"]);
-        options.excludes.add(b"", b"/etc/pve/nodes").unwrap();
-        options.excludes.add(b"", b"hosts").unwrap();
+        options.excludes.add(b"/etc/pve/nodes").unwrap();
+        options.excludes.add(b"hosts").unwrap();
         let (paths, stats) = walk(tmp.path(), &mut options);
         assert_eq!(paths, ["etc", "etc/pve", "etc/pve/a.cfg"]);
         assert_eq!(stats.excluded, 2);

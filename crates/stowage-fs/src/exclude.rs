@@ -1,21 +1,16 @@
-//! Exclude patterns, gitignore style: from `--exclude` and from `.pxarexclude` files.
+//! Exclude patterns for the walk, from `--exclude` and from `.pxarexclude` files, with the
+//! meaning PBS gives them (see [`stowage_format::pattern`]).
 //!
-//! A pattern with a `/` before its end is anchored to the directory it was given for (the
-//! archive root for `--exclude`, the file's directory for `.pxarexclude`); without one it matches
-//! the name at any depth below. `**` spans directories, a trailing `/` matches directories only,
-//! a leading `!` re-includes what an earlier pattern excluded, `#` starts a comment. The last
-//! matching pattern decides. An excluded directory is not entered, so nothing below it can be
-//! re-included (as in git).
+//! Entries are matched by their path below the archive root with a `/` in front (`/etc/hosts`).
+//! A pattern matches the whole path or any complete suffix of it, so `*.log` or `var/cache`
+//! match at any depth; one starting with `/` matches the whole path only. A trailing `/` matches
+//! directories only, a leading `!` re-includes what an earlier pattern excluded, and the last
+//! matching pattern decides. In a `.pxarexclude` file, lines are trimmed, empty lines and `#`
+//! comments are skipped, and a line starting with `/` is anchored to the file's directory; its
+//! patterns apply below that directory only. An excluded directory is not entered, so nothing
+//! below it can be re-included.
 
-use stowage_format::catalog::Glob;
-
-/// One parsed pattern.
-#[derive(Debug)]
-struct Rule {
-    glob: Glob,
-    negated: bool,
-    dir_only: bool,
-}
+use stowage_format::pattern::{self, MatchType, Pattern, PatternList};
 
 /// A pattern that is not valid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,22 +20,27 @@ pub struct PatternError {
     pub reason: String,
 }
 
-/// An ordered set of exclude rules.
-#[derive(Debug, Default)]
-pub struct Excludes {
-    rules: Vec<Rule>,
+impl From<pattern::PatternError> for PatternError {
+    fn from(e: pattern::PatternError) -> Self {
+        PatternError {
+            pattern: e.pattern,
+            reason: e.reason.to_string(),
+        }
+    }
 }
 
-/// Escapes glob syntax in a literal directory path.
-fn escape(path: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(path.len());
-    for &b in path {
-        if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
-            out.push(b'\\');
-        }
-        out.push(b);
-    }
-    out
+/// An ordered list of exclude patterns.
+#[derive(Debug, Default)]
+pub struct Excludes {
+    list: PatternList,
+}
+
+/// `path` (relative to the archive root, `home/u`) as a match path (`/home/u`).
+fn match_path(path: &[u8]) -> Vec<u8> {
+    let mut full = Vec::with_capacity(path.len() + 1);
+    full.push(b'/');
+    full.extend_from_slice(path);
+    full
 }
 
 impl Excludes {
@@ -49,79 +49,39 @@ impl Excludes {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
+        self.list.is_empty()
     }
 
-    /// Adds one pattern given for directory `base` (a path relative to the archive root, empty
-    /// for the root itself). Blank lines and comments are ignored.
-    pub fn add(&mut self, base: &[u8], pattern: &[u8]) -> Result<(), PatternError> {
-        let mut p = pattern;
-        while let [rest @ .., b'\r' | b' ' | b'\t'] = p {
-            p = rest;
-        }
-        if p.is_empty() || p[0] == b'#' {
-            return Ok(());
-        }
-        let negated = p[0] == b'!';
-        if negated {
-            p = &p[1..];
-        }
-        let dir_only = p.len() > 1 && p.ends_with(b"/");
-        if dir_only {
-            p = &p[..p.len() - 1];
-        }
-        let anchored = p.contains(&b'/');
-        let p = p.strip_prefix(b"/").unwrap_or(p);
-        if p.is_empty() {
-            return Err(PatternError {
-                pattern: String::from_utf8_lossy(pattern).into_owned(),
-                reason: "it matches nothing".into(),
-            });
-        }
-        let mut full = escape(base);
-        if !full.is_empty() {
-            full.push(b'/');
-        }
-        if !anchored {
-            full.extend_from_slice(b"**/");
-        }
-        full.extend_from_slice(p);
-        let glob = Glob::new(&full).map_err(|e| PatternError {
-            pattern: String::from_utf8_lossy(pattern).into_owned(),
-            reason: e.to_string(),
-        })?;
-        self.rules.push(Rule {
-            glob,
-            negated,
-            dir_only,
-        });
+    /// Adds one pattern given for the whole archive (`--exclude`, a profile's `exclude`): an
+    /// exclude pattern (`!` for an include), matching at any depth unless it starts with `/`.
+    /// Taken as given: no trimming, no comments.
+    pub fn add(&mut self, pattern: &[u8]) -> Result<(), PatternError> {
+        self.list.push(Pattern::parse(pattern, MatchType::Exclude)?);
         Ok(())
     }
 
-    /// Adds every line of a `.pxarexclude` file found in directory `base`.
-    pub fn add_file(&mut self, base: &[u8], text: &[u8]) -> Result<(), PatternError> {
-        for line in text.split(|b| *b == b'\n') {
-            self.add(base, line)?;
-        }
-        Ok(())
+    /// Adds every line of a `.pxarexclude` file found in directory `base` (relative to the
+    /// archive root, empty for the root itself). Invalid lines are left out and returned; the
+    /// others apply.
+    pub fn add_file(&mut self, base: &[u8], text: &[u8]) -> Vec<PatternError> {
+        let errors = self.list.add_exclude_file(&match_path(base), text);
+        errors.into_iter().map(PatternError::from).collect()
     }
 
-    /// Whether the entry at `path` (relative to the archive root) is excluded.
+    /// Whether the entry at `path` (relative to the archive root, `etc/hosts`) is excluded.
     pub fn is_excluded(&self, path: &[u8], is_dir: bool) -> bool {
-        self.rules
-            .iter()
-            .rev()
-            .find(|r| (!r.dir_only || is_dir) && r.glob.is_match(path))
-            .is_some_and(|r| !r.negated)
+        !self.list.is_empty()
+            && self.list.matches(&match_path(path), is_dir) == Some(MatchType::Exclude)
     }
 
-    /// Number of rules: the walker drops rules of a directory it leaves by truncating to this.
+    /// Number of patterns: the walker drops those of a directory it leaves by truncating to
+    /// this.
     pub fn len(&self) -> usize {
-        self.rules.len()
+        self.list.len()
     }
 
     pub fn truncate(&mut self, len: usize) {
-        self.rules.truncate(len);
+        self.list.truncate(len);
     }
 }
 
@@ -132,7 +92,7 @@ mod tests {
     fn set(patterns: &[&str]) -> Excludes {
         let mut e = Excludes::new();
         for p in patterns {
-            e.add(b"", p.as_bytes()).unwrap();
+            e.add(p.as_bytes()).unwrap();
         }
         e
     }
@@ -146,17 +106,21 @@ mod tests {
     }
 
     #[test]
-    fn anchored_patterns_match_from_their_base() {
+    fn a_leading_slash_anchors_a_slash_inside_does_not() {
+        // PBS's meaning: `var/cache` matches every path ending in var/cache (gitignore would
+        // anchor it at the root).
         let e = set(&["/tmp", "var/cache"]);
         assert!(e.is_excluded(b"tmp", true));
         assert!(!e.is_excluded(b"home/tmp", true));
         assert!(e.is_excluded(b"var/cache", true));
-        assert!(!e.is_excluded(b"x/var/cache", true));
+        assert!(e.is_excluded(b"x/var/cache", true));
+        assert!(!e.is_excluded(b"var/cache/apt", true));
+        assert!(!e.is_excluded(b"xvar/cache", true));
     }
 
     #[test]
     fn double_star_negation_and_dir_only() {
-        let e = set(&["**/node_modules/", "*.o", "!keep.o", "# comment", ""]);
+        let e = set(&["**/node_modules/", "*.o", "!keep.o"]);
         assert!(e.is_excluded(b"src/web/node_modules", true));
         assert!(!e.is_excluded(b"src/web/node_modules", false));
         assert!(e.is_excluded(b"a/b/c.o", false));
@@ -164,27 +128,53 @@ mod tests {
         let e = set(&["a/**/z"]);
         assert!(e.is_excluded(b"a/b/c/z", false));
         assert!(e.is_excluded(b"a/z", false));
+        assert!(e.is_excluded(b"q/a/z", false));
+        // Command-line patterns are taken as given: '#' is no comment there.
+        let e = set(&["#x"]);
+        assert!(e.is_excluded(b"d/#x", false));
     }
 
     #[test]
     fn per_directory_rules_stay_in_their_directory() {
-        let mut e = Excludes::new();
-        e.add_file(b"home/u", b"*.tmp\n/build\n").unwrap();
+        let mut e = set(&["*.log"]);
+        let before = e.len();
+        let errors = e.add_file(b"home/u", b"*.tmp\n/build\n# c\n\n");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(e.len(), before + 2);
         assert!(e.is_excluded(b"home/u/x.tmp", false));
         assert!(e.is_excluded(b"home/u/deep/x.tmp", false));
-        assert!(!e.is_excluded(b"home/v/x.tmp", false));
         assert!(e.is_excluded(b"home/u/build", true));
         assert!(!e.is_excluded(b"home/u/src/build", true));
+        assert!(!e.is_excluded(b"build", true));
+        // Leaving the directory, the walk drops its patterns.
+        e.truncate(before);
+        assert!(!e.is_excluded(b"home/u/x.tmp", false));
+        assert!(!e.is_excluded(b"home/u/build", true));
+        assert!(e.is_excluded(b"home/u/a.log", false));
+        // At the root, an anchored line is anchored at the root.
+        let mut e = Excludes::new();
+        assert!(e.add_file(b"", b"/build\n").is_empty());
+        assert!(e.is_excluded(b"build", true));
+        assert!(!e.is_excluded(b"a/build", true));
         // Glob characters in the directory name are literal.
         let mut e = Excludes::new();
-        e.add(b"we*rd", b"x").unwrap();
+        assert!(e.add_file(b"we*rd", b"/x").is_empty());
         assert!(e.is_excluded(b"we*rd/x", false));
         assert!(!e.is_excluded(b"weXrd/x", false));
     }
 
     #[test]
     fn bad_patterns_are_errors() {
-        assert!(Excludes::new().add(b"", b"/").is_err());
-        assert!(Excludes::new().add(b"", b"[").is_err());
+        let e = Excludes::new().add(b"[").unwrap_err();
+        assert!(e.to_string().contains("invalid exclude pattern '['"), "{e}");
+        assert!(Excludes::new().add(b"").is_err());
+        // Slashes alone are the root directory, which the walk never asks about.
+        let e = set(&["/"]);
+        assert!(!e.is_excluded(b"a", true));
+        let mut e = Excludes::new();
+        let errors = e.add_file(b"d", b"ok\nbad[\n");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].pattern, "bad[");
+        assert!(e.is_excluded(b"d/ok", false));
     }
 }

@@ -7,7 +7,7 @@
 //!   below a target directory, relative to open directories, never following symlinks and
 //!   never leaving the target; [`FileWriter`] writes content sparsely.
 //! * [`create_archive`]: the walk that encodes a live tree as a pxar archive and its catalog,
-//!   with [`Excludes`] (gitignore-style patterns and `.pxarexclude` files) and an optional
+//!   with [`Excludes`] (PBS's path patterns and `.pxarexclude` files) and an optional
 //!   [`Selection`] (only some paths of the tree).
 //! * [`posix_acl`]: conversion between the kernel's ACL xattrs and pxar's ACL items.
 //!

@@ -121,8 +121,11 @@ pub enum Command {
     Catalog {
         /// TYPE/ID/TIME, or TYPE/ID for the newest
         snapshot: String,
-        /// Only paths matching this glob (`*`, `?`, `**`, `[a-z]`), e.g. 'root.pxar.didx/etc/**'
-        #[arg(long, value_name = "GLOB")]
+        /// Only entries matching this pattern, as PBS's 'catalog find': a glob (`*`, `?`, `**`,
+        /// `[a-z]`) matched against any complete suffix of '/ARCHIVE.didx/PATH' ('hosts' finds
+        /// every hosts, '/root.pxar.didx/etc/hosts' exactly one); a trailing '/' finds
+        /// directories only, a leading '!' lists what does not match
+        #[arg(long, value_name = "PATTERN")]
         find: Option<std::ffi::OsString>,
     },
     /// Remove chunks no snapshot needs (safe while backups run)
@@ -220,7 +223,8 @@ pub struct ArchiveArgs {
     pub out: String,
     #[command(flatten)]
     pub output: ArchiveOutArgs,
-    /// Leave out entries matching this gitignore-style pattern (repeatable; directories)
+    /// Leave out entries matching this pattern (repeatable; directories): '*.tmp' or 'var/cache'
+    /// at any depth, '/tmp' only at the top; a trailing '/' for directories only, '!' re-includes
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
     /// Do not descend into other mounted file systems (directories)
@@ -300,7 +304,9 @@ pub struct BackupArgs {
     /// Snapshot time, as Unix seconds or RFC 3339 (UTC) [default: now]
     #[arg(long)]
     pub backup_time: Option<String>,
-    /// Leave out entries matching this gitignore-style pattern (repeatable; .pxar archives)
+    /// Leave out entries matching this pattern (repeatable; .pxar archives): '*.tmp' or
+    /// 'var/cache' at any depth, '/tmp' only at the top of each archive; a trailing '/' for
+    /// directories only, '!' re-includes
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
     /// Do not descend into other mounted file systems (.pxar archives)
@@ -324,9 +330,10 @@ pub struct RestoreArgs {
     /// Replace an existing regular file (images) or existing entries (file-tree archives)
     #[arg(long)]
     pub overwrite: bool,
-    /// Restore only entries matching this path or glob, and all below them (repeatable;
-    /// file-tree archives)
-    #[arg(long, value_name = "PATH_OR_GLOB")]
+    /// Restore only entries matching this pattern, and all below them (repeatable; file-tree
+    /// archives). Matched as PBS matches paths: '/etc' only at the top, 'hosts' at any depth; a
+    /// later '!PATTERN' leaves out what an earlier one brought in. Matching nothing is an error
+    #[arg(long, value_name = "PATTERN")]
     pub include: Vec<std::ffi::OsString>,
 }
 

@@ -733,8 +733,13 @@ fn restore_include_restores_only_matches_and_their_parents() {
     check(&both, &["", "etc", "etc/other.txt", "top.txt"]);
     assert_eq!(both.get(b"top.txt").mtime, (1_650_000_000, 5));
 
-    let none = restore_with("none", &["/no/such/path"]);
-    check(&none, &[""]);
+    // Patterns that match nothing: an error (exit 6), not an empty restore.
+    let none = store.file("none");
+    let run = store.restore_tree("host/inc", &none, &["--include", "/no/such/path"]);
+    run.expect_code(6);
+    let line = run.single_error_line();
+    assert!(line.contains("'/no/such/path'"), "{line}");
+    assert!(!none.exists());
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! A small glob matcher over byte paths, for [`CatalogReader::find`](super::CatalogReader::find).
+//! A small glob matcher over byte paths, the core of [`Pattern`](crate::pattern::Pattern) (which
+//! adds PBS's suffix matching, `!` and trailing `/`) and of profile path globs.
 //!
 //! Syntax, matched against the whole `/`-separated path:
 //! - `?` one character other than `/`; `*` any run of characters without `/`;
@@ -12,7 +13,8 @@
 //! one character of its own. Matching keeps a set of pattern positions (no backtracking), so it
 //! takes time proportional to path length times pattern length.
 
-use super::{lossy, CatalogError};
+use super::lossy;
+use crate::pattern::PatternError;
 
 /// Code given to a byte that does not start valid UTF-8, past every Unicode scalar value.
 const RAW_BYTE: u32 = 0x11_0000;
@@ -72,8 +74,8 @@ fn set(states: &mut [bool], at: usize) {
 
 impl Glob {
     /// Compiles `pattern`; an unclosed `[` or a trailing lone `\` is an error.
-    pub fn new(pattern: &[u8]) -> Result<Glob, CatalogError> {
-        let bad = |reason| CatalogError::BadPattern {
+    pub fn new(pattern: &[u8]) -> Result<Glob, PatternError> {
+        let bad = |reason| PatternError {
             pattern: lossy(pattern),
             reason,
         };

@@ -1,8 +1,8 @@
 //! Catalog decoder over the bytes of a whole catalog.
 
-use super::glob::Glob;
 use super::varint::{decode_signed_varint, decode_varint};
 use super::{CatalogEntry, CatalogEntryKind, CatalogError, MAGIC, MAX_NAME_LEN};
+use crate::pattern::{MatchType, Pattern};
 
 /// Length of the trailing root offset.
 const TRAILER_LEN: usize = 8;
@@ -247,13 +247,16 @@ impl<'a> CatalogReader<'a> {
         walk
     }
 
-    /// The entries whose full path (as [`walk`](Self::walk) gives it) matches the glob
-    /// `pattern`; see [`Glob`] for the syntax. A leading `/` of the pattern is ignored.
+    /// The entries matching `pattern`, as PBS's `catalog find` matches them (see
+    /// [`crate::pattern`]): against the entry's path as [`walk`](Self::walk) gives it with a
+    /// `/` in front (`/root.pxar.didx/etc/hosts`), so `hosts` finds every entry of that name,
+    /// `/root.pxar.didx/etc/hosts` exactly that one, and `hosts/` only directories. A leading
+    /// `!` inverts the pattern: the entries it does not match.
     pub fn find(&self, pattern: &[u8]) -> Result<Find<'a>, CatalogError> {
-        let pattern = pattern.strip_prefix(b"/").unwrap_or(pattern);
         Ok(Find {
-            glob: Glob::new(pattern)?,
+            pattern: Pattern::parse(pattern, MatchType::Include)?,
             walk: self.walk(),
+            path: Vec::new(),
         })
     }
 }
@@ -332,19 +335,28 @@ impl<'a> Iterator for Walk<'a> {
     }
 }
 
-/// The entries of a walk whose path matches a glob; see [`CatalogReader::find`].
+/// The entries of a walk that a pattern selects; see [`CatalogReader::find`].
 pub struct Find<'a> {
-    glob: Glob,
+    pattern: Pattern,
     walk: Walk<'a>,
+    /// The match path of the current entry: `/` and its path.
+    path: Vec<u8>,
 }
 
 impl<'a> Iterator for Find<'a> {
     type Item = Result<(Vec<u8>, CatalogEntry<'a>), CatalogError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        let wanted = self.pattern.match_type() == MatchType::Include;
+        let (pattern, buf) = (&self.pattern, &mut self.path);
         self.walk.by_ref().find(|item| {
-            item.as_ref()
-                .map_or(true, |(path, _)| self.glob.is_match(path))
+            item.as_ref().map_or(true, |(path, entry)| {
+                buf.clear();
+                buf.push(b'/');
+                buf.extend_from_slice(path);
+                let is_dir = entry.table().is_some();
+                pattern.matches(buf, is_dir) == wanted
+            })
         })
     }
 }

@@ -28,6 +28,39 @@ fn golden_catalog() -> Vec<u8> {
     w.finish().unwrap()
 }
 
+/// `find` as PBS's `catalog find`: suffixes of `/` + the catalog path (spec 13.7).
+#[test]
+fn find_matches_like_pbs_catalog_find() {
+    let bytes = golden_catalog();
+    let r = CatalogReader::new(&bytes).unwrap();
+    let find = |p: &str| paths(r.find(p.as_bytes()).unwrap());
+    // A name alone finds it at any depth; a complete suffix of the path finds it too.
+    assert_eq!(find("hostname"), ["root.pxar.didx/etc/hostname"]);
+    assert_eq!(find("etc/hostname"), ["root.pxar.didx/etc/hostname"]);
+    assert_eq!(find("*/hostname"), ["root.pxar.didx/etc/hostname"]);
+    assert!(find("stname").is_empty(), "only whole names");
+    assert!(find("etc/host").is_empty());
+    // A leading '/' compares the whole path, the archive's stored name first.
+    assert_eq!(
+        find("/root.pxar.didx/etc/hostname"),
+        ["root.pxar.didx/etc/hostname"]
+    );
+    assert!(find("/etc/hostname").is_empty());
+    assert!(find("/hostname").is_empty());
+    // A trailing '/' finds directories only.
+    assert_eq!(find("etc/"), ["root.pxar.didx/etc"]);
+    assert!(find("old/").is_empty());
+    assert_eq!(find("root.pxar.didx/"), ["root.pxar.didx"]);
+    // '!' lists what the pattern does not match.
+    assert_eq!(
+        find("!etc/*"),
+        ["root.pxar.didx", "root.pxar.didx/etc", "root.pxar.didx/old"]
+    );
+    assert_eq!(find("!etc/").len(), 4);
+    assert!(find("!**").is_empty());
+    assert!(matches!(r.find(b""), Err(CatalogError::BadPattern { .. })));
+}
+
 /// Bytes worked out by hand from spec 7.7.
 #[test]
 fn golden_bytes() {

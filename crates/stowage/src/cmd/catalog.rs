@@ -6,7 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use anyhow::Result;
 use serde_json::json;
 use stowage_format::catalog::CatalogEntryKind;
-use stowage_format::CatalogReader;
+use stowage_format::{CatalogError, CatalogReader};
 use stowage_types::{ArchiveName, ErrorClass};
 
 use crate::archive_stream::read_all;
@@ -43,7 +43,13 @@ pub fn run(g: &GlobalOpts, snapshot: &str, find: Option<&OsStr>) -> Result<i32> 
     let bytes = read_all(&store, &index, "catalog", super::threads(g))?;
     let reader = CatalogReader::new(&bytes)?;
     let entries: Box<dyn Iterator<Item = _>> = match find {
-        Some(pattern) => Box::new(reader.find(super::restore::trim_slashes(pattern.as_bytes()))?),
+        Some(pattern) => Box::new(reader.find(pattern.as_bytes()).map_err(|e| match e {
+            CatalogError::BadPattern { pattern, reason } => fail(
+                ErrorClass::Usage,
+                format!("invalid --find pattern '{pattern}': {reason}"),
+            ),
+            other => other.into(),
+        })?),
         None => Box::new(reader.walk()),
     };
     let json = g.output_format != crate::cli::OutputFormat::Text;

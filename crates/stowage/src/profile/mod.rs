@@ -117,7 +117,7 @@ pub struct Profile {
     /// The file-tree archive the paths go into; `None` only when there are no paths.
     pub archive: Option<ArchiveName>,
     pub paths: Vec<ProfilePath>,
-    /// gitignore-style patterns, relative to `/` (see `stowage_fs::exclude`).
+    /// Exclude patterns as for `--exclude` (PBS's meaning, see `stowage_fs::exclude`).
     pub exclude: Vec<String>,
     pub commands: Vec<ProfileCommand>,
 }
@@ -198,7 +198,7 @@ impl Profile {
         let mut excludes = Excludes::new();
         for pattern in &file.exclude {
             excludes
-                .add(b"", pattern.as_bytes())
+                .add(pattern.as_bytes())
                 .map_err(|e| bad(e.to_string()))?;
         }
         let mut commands: Vec<ProfileCommand> = Vec::new();

@@ -19,7 +19,7 @@ pub fn run(g: &GlobalOpts, args: &ArchiveArgs) -> Result<i32> {
     let mut excludes = Excludes::new();
     for pattern in &args.exclude {
         excludes
-            .add(b"", pattern.as_bytes())
+            .add(pattern.as_bytes())
             .map_err(|e| fail(ErrorClass::Usage, e.to_string()))?;
     }
     let mut options = CreateOptions {

@@ -30,7 +30,7 @@ pub(super) fn options(args: &BackupArgs) -> Result<CreateOptions> {
     let mut excludes = Excludes::new();
     for pattern in &args.exclude {
         excludes
-            .add(b"", pattern.as_bytes())
+            .add(pattern.as_bytes())
             .map_err(|e| fail(ErrorClass::Usage, e.to_string()))?;
     }
     Ok(CreateOptions {
@@ -97,11 +97,11 @@ pub(super) fn backup(
         // The contents of these are made up by the kernel or lost at boot (a profile that selects
         // paths below them gets them).
         for pattern in ["/dev/*", "/run/*", "/proc/*", "/sys/*"] {
-            let _ = options.excludes.add(b"", pattern.as_bytes());
+            let _ = options.excludes.add(pattern.as_bytes());
         }
     }
     for pattern in &spec.excludes {
-        if let Err(e) = options.excludes.add(b"", pattern.as_bytes()) {
+        if let Err(e) = options.excludes.add(pattern.as_bytes()) {
             options.excludes.truncate(rules);
             return Err(fail(ErrorClass::Usage, e.to_string()));
         }

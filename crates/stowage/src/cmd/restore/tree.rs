@@ -12,7 +12,7 @@ use stowage_archive::{
 };
 use stowage_core::{chunk_feed, restore_image, PipelineError, RandomReader, RestoreCounters};
 use stowage_datastore::Datastore;
-use stowage_format::catalog::Glob;
+use stowage_format::pattern::{MatchType, Pattern, PatternList};
 use stowage_format::DynamicIndex;
 use stowage_fs::{RestoreOptions, Restorer};
 use stowage_types::ErrorClass;
@@ -25,30 +25,52 @@ const PAYLOAD_CACHE_CHUNKS: usize = 4;
 /// Payload chunks fetched ahead of the restore.
 const FEED_CHUNKS: usize = 8;
 
-/// Which entries to restore: all, or those matching a path or glob and everything below them.
-pub struct Includes(Vec<Glob>);
+/// Which entries to restore: all, or those an ordered list of patterns selects (PBS's restore
+/// `--pattern`; see [`stowage_format::pattern`]). The last matching pattern decides; a `!`
+/// pattern excludes. An entry no pattern matches inherits the decision of its directory; the
+/// archive root (`/`) is included only if a pattern says so, or when there are no patterns.
+pub struct Includes(PatternList);
 
 impl Includes {
     pub fn new(patterns: &[OsString]) -> Result<Includes> {
-        let globs = patterns
-            .iter()
-            .map(|p| {
-                let p = trim_slashes(p.as_bytes());
-                Glob::new(p).map_err(|e| {
-                    let shown = String::from_utf8_lossy(p);
-                    fail(ErrorClass::Usage, format!("--include {shown}: {e}"))
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Includes(globs))
+        let mut list = PatternList::new();
+        for p in patterns {
+            let pattern = Pattern::parse(p.as_bytes(), MatchType::Include).map_err(|e| {
+                fail(
+                    ErrorClass::Usage,
+                    format!("invalid --include pattern '{}': {}", e.pattern, e.reason),
+                )
+            })?;
+            list.push(pattern);
+        }
+        Ok(Includes(list))
     }
 
     pub fn everything(&self) -> bool {
         self.0.is_empty()
     }
 
-    pub fn matches(&self, path: &[u8]) -> bool {
-        self.everything() || self.0.iter().any(|g| g.is_match(path))
+    /// Whether the entry at `path` (relative to the archive root, `etc/hosts`) is restored, when
+    /// its directory's decision is `parent`.
+    pub fn decide(&self, path: &[u8], is_dir: bool, parent: bool) -> bool {
+        if self.everything() {
+            return true;
+        }
+        let mut full = Vec::with_capacity(path.len() + 1);
+        full.push(b'/');
+        full.extend_from_slice(path);
+        match self.0.matches(&full, is_dir) {
+            Some(ty) => ty == MatchType::Include,
+            None => parent,
+        }
+    }
+
+    /// The decision for the archive root, which the entries below it inherit.
+    pub fn root(&self) -> bool {
+        match self.0.matches(b"/", true) {
+            Some(ty) => ty == MatchType::Include,
+            None => self.everything(),
+        }
     }
 }
 
@@ -68,7 +90,7 @@ struct Pending {
     name: Vec<u8>,
     metadata: Metadata,
     created: bool,
-    /// The directory itself or one above it was named by an include.
+    /// The decision for the directory itself, which entries below it inherit.
     included: bool,
 }
 
@@ -82,6 +104,8 @@ pub struct TreeRestore<'a> {
     /// Hardlink targets not restored under their own name: where their content went instead.
     moved_targets: std::collections::HashMap<Vec<u8>, Vec<u8>>,
     includes: &'a Includes,
+    /// The decision for the archive root.
+    root_included: bool,
     stack: Vec<Pending>,
     root_metadata: Option<Metadata>,
     /// Regular files restored so far, for hardlinks in a partial restore.
@@ -112,6 +136,7 @@ impl<'a> TreeRestore<'a> {
             archive,
             moved_targets: std::collections::HashMap::new(),
             includes,
+            root_included: includes.root(),
             stack: Vec::new(),
             root_metadata: None,
             files: std::collections::HashSet::new(),
@@ -155,8 +180,10 @@ impl<'a> TreeRestore<'a> {
             return Ok(());
         };
         let full = path.join(&b'/');
-        let included =
-            self.stack.last().is_some_and(|p| p.included) || self.includes.matches(&full);
+        let parent = self.stack.last().map_or(self.root_included, |p| p.included);
+        let included = self
+            .includes
+            .decide(&full, kind == EntryKind::Directory, parent);
         if kind == EntryKind::Directory {
             self.stack.push(Pending {
                 name,
@@ -379,8 +406,10 @@ pub fn restore(
             format!("{archive} is a file-tree archive: restore it into a directory, or print one file with 'stowage cat'"),
         ));
     }
-    let includes = Includes::new(includes)?;
-    std::thread::scope(|s| {
+    let patterns = includes;
+    let includes = Includes::new(patterns)?;
+    let target_existed = std::fs::symlink_metadata(target).is_ok();
+    let entries = std::thread::scope(|s| {
         // The payload stream is fetched, decoded and verified ahead, in parallel, into a feed the
         // reader takes chunks from as the decoder moves forward through the archive.
         let (reader, feeder) = match payload {
@@ -439,5 +468,28 @@ pub fn restore(
             }
         }
         Ok(entries)
-    })
+    })?;
+    if entries == 0 && !includes.everything() && !includes.root() {
+        if !target_existed {
+            // Only if still empty: the restore made it and wrote nothing into it.
+            let _ = std::fs::remove_dir(target);
+        }
+        return Err(nothing_matched(archive, patterns));
+    }
+    Ok(entries)
+}
+
+/// The error for an `--include` list that selects no entry of the archive.
+fn nothing_matched(archive: &str, patterns: &[OsString]) -> anyhow::Error {
+    let shown: Vec<String> = patterns
+        .iter()
+        .map(|p| format!("'{}'", String::from_utf8_lossy(p.as_bytes())))
+        .collect();
+    fail(
+        ErrorClass::NotFound,
+        format!(
+            "nothing in {archive} matches --include {}",
+            shown.join(" --include ")
+        ),
+    )
 }
