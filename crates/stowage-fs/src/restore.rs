@@ -23,7 +23,7 @@ use crate::apply::{self, ApplyCtx, Creator, Node, RestoreStats};
 use crate::chattr;
 use crate::error::RestoreError;
 use crate::parallel::Pool;
-use crate::writer::FileWriter;
+use crate::writer::{FileWriter, Incomplete};
 
 /// Restore settings.
 #[derive(Debug, Clone, Copy, Default)]
@@ -58,6 +58,8 @@ pub struct Restorer {
     creator: Creator,
     /// The target directory passes no group on to new entries (it has no setgid bit).
     root_plain: bool,
+    /// Files left incomplete by a failure, removed when the restorer goes.
+    incomplete: Incomplete,
 }
 
 const DIR_FLAGS: OFlag = OFlag::O_RDONLY
@@ -86,6 +88,7 @@ impl Restorer {
             pool: None,
             creator: Creator::current(),
             root_plain: st.st_mode & libc::S_ISGID == 0,
+            incomplete: Incomplete::default(),
         })
     }
 
@@ -214,6 +217,7 @@ impl Restorer {
             &mut self.ctx,
             self.pool.as_ref(),
             preset.is_some(),
+            &self.incomplete,
         ))
     }
 
@@ -311,7 +315,7 @@ impl Restorer {
     ) -> Result<RestoreStats, RestoreError> {
         if !self.stack.is_empty() {
             return Err(RestoreError::Unbalanced {
-                path: self.path,
+                path: self.path.clone(),
                 detail: "finish with directories still entered",
             });
         }
@@ -450,6 +454,33 @@ fn expect_type(
 
 /// Opens the regular file at `path` below `root` for reading, refusing any symlink on the way
 /// or a path leading out (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`).
+/// A restore that ends (failed, or finished with an error) removes the files whose content did
+/// not all arrive: whatever it leaves behind is whole.
+impl Drop for Restorer {
+    fn drop(&mut self) {
+        // The writer threads finish first: their files are then all accounted for.
+        drop(self.pool.take());
+        let incomplete = match self.incomplete.lock() {
+            Ok(mut list) => std::mem::take(&mut *list),
+            Err(_) => return,
+        };
+        for path in incomplete {
+            let (Some(name), parent) = (path.file_name(), path.parent()) else {
+                continue;
+            };
+            let dir = match parent.filter(|p| !p.as_os_str().is_empty()) {
+                Some(p) => match open_beneath(self.root.as_fd(), p) {
+                    Ok(fd) => Some(fd),
+                    Err(_) => continue, // its directory is gone or moved: nothing to remove
+                },
+                None => None,
+            };
+            let at = dir.as_ref().map_or(self.root.as_fd(), |d| d.as_fd());
+            let _ = unlinkat(at, name, UnlinkatFlags::NoRemoveDir);
+        }
+    }
+}
+
 fn open_beneath(root: BorrowedFd<'_>, path: &Path) -> Result<OwnedFd, RestoreError> {
     use std::os::fd::{AsRawFd, FromRawFd};
     let cpath = std::ffi::CString::new(path.as_os_str().as_bytes())

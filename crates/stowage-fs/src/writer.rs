@@ -12,7 +12,7 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use stowage_archive::Metadata;
 
@@ -22,6 +22,10 @@ use crate::parallel::{Piece, Pool, PIECE};
 
 /// Size of the blocks checked for zeros.
 const BLOCK: usize = 4096;
+
+/// Files whose content did not all arrive (paths relative to the restore target): a failed
+/// restore removes them, so every file it leaves is whole.
+pub(crate) type Incomplete = Arc<Mutex<Vec<PathBuf>>>;
 
 /// A file being restored, shared by the pieces of its content in flight.
 #[derive(Debug)]
@@ -38,6 +42,19 @@ pub(crate) struct Target {
     pub complete: AtomicBool,
     /// Writing a piece failed.
     pub failed: AtomicBool,
+    /// Where the file goes if it is dropped before all of it was written.
+    pub incomplete: Incomplete,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let whole = self.complete.load(Ordering::Acquire) && !self.failed.load(Ordering::Acquire);
+        if !whole {
+            if let Ok(mut list) = self.incomplete.lock() {
+                list.push(std::mem::take(&mut self.path));
+            }
+        }
+    }
 }
 
 impl Target {
@@ -136,6 +153,7 @@ impl<'a> FileWriter<'a> {
         ctx: &'a mut ApplyCtx,
         pool: Option<&'a Pool>,
         preset: bool,
+        incomplete: &Incomplete,
     ) -> FileWriter<'a> {
         let sink = match pool {
             // The buffer is taken at the first byte: an empty file needs none.
@@ -156,6 +174,7 @@ impl<'a> FileWriter<'a> {
                 preset,
                 complete: AtomicBool::new(false),
                 failed: AtomicBool::new(false),
+                incomplete: incomplete.clone(),
             }),
             sink,
             received: 0,
@@ -197,7 +216,6 @@ impl<'a> FileWriter<'a> {
                 actual: received,
             });
         }
-        target.complete.store(true, Ordering::Release);
         match sink {
             Sink::Inline(mut sparse) => {
                 let total = sparse
@@ -217,7 +235,10 @@ impl<'a> FileWriter<'a> {
                 }
             }
         }
-        // The last holder finishes the file: here, unless pieces are still being written.
+        // All of it is handed over (only now: a piece that could not be queued leaves the file
+        // incomplete, and it is removed). The last holder finishes the file: here, unless
+        // pieces are still being written.
+        target.complete.store(true, Ordering::Release);
         match Arc::into_inner(target) {
             Some(target) => target.finish(ctx),
             None => Ok(()),

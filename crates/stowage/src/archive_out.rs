@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::json;
 use stowage_export::compress::{compress_writer, CompressOptions, Format};
 use stowage_export::manifest::ArchiveManifest;
@@ -37,21 +37,23 @@ pub struct Job {
     pub progress: Option<Arc<AtomicU64>>,
 }
 
-/// Counts what the producer hands to the compressor (progress).
+/// Counts what the producer hands to the compressor (progress), and remembers whether a write
+/// failed (the producer's error is then about the output).
 struct Counted<'a> {
     inner: &'a mut dyn Write,
     count: Arc<AtomicU64>,
+    failed: bool,
 }
 
 impl Write for Counted<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
+        let n = self.inner.write(buf).inspect_err(|_| self.failed = true)?;
         self.count.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+        self.inner.flush().inspect_err(|_| self.failed = true)
     }
 }
 
@@ -132,8 +134,13 @@ pub fn write_archive(
         let mut counted = Counted {
             inner: &mut compressor,
             count: count.clone(),
+            failed: false,
         };
-        produce(&mut counted)
+        let produced = produce(&mut counted);
+        match counted.failed {
+            true => produced.with_context(|| format!("cannot write {out}")),
+            false => produced,
+        }
     };
     let finished = produced.and_then(|entries| {
         compressor

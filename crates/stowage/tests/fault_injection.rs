@@ -49,8 +49,7 @@ fn temp_files(dir: &Path) -> Vec<PathBuf> {
         let name = entry.file_name().to_string_lossy().into_owned();
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
             out.extend(temp_files(&path));
-        } else if name.contains(".tmp_") || name.ends_with(".new") || name.contains("stowage-tmp")
-        {
+        } else if name.contains(".tmp_") || name.ends_with(".new") || name.contains("stowage-tmp") {
             out.push(path);
         }
     }
@@ -98,7 +97,11 @@ fn drive(s: &Scenario<'_>, scratch: &Path) -> u64 {
         let calls = counter.calls();
         for &fault in Fault::for_op(op) {
             for nth in picks(calls) {
-                let inj = Injection { nth, fault, ..counter.clone() };
+                let inj = Injection {
+                    nth,
+                    fault,
+                    ..counter.clone()
+                };
                 let run = (s.attempt)(Some(&inj));
                 let what = format!("{}: {op:?} #{nth} of {calls} -> {fault:?}", s.name);
                 if !inj.fired() {
@@ -117,14 +120,23 @@ fn drive(s: &Scenario<'_>, scratch: &Path) -> u64 {
 
 fn check_outcome(what: &str, s: &Scenario<'_>, fault: Fault, run: &Run) {
     match fault {
-        Fault::Short => assert_eq!(run.code, 0, "{what}: a short write must be absorbed: {}", run.stderr),
+        Fault::Short => assert_eq!(
+            run.code, 0,
+            "{what}: a short write must be absorbed: {}",
+            run.stderr
+        ),
         Fault::Enospc => {
             assert_eq!(run.code, 12, "{what}: {}", run.stderr);
             let line = run.single_error_line();
             assert!(line.to_lowercase().contains("space"), "{what}: {line}");
         }
         Fault::Eio => {
-            assert!(s.eio.contains(&run.code), "{what}: exit {} ({})", run.code, run.stderr);
+            assert!(
+                s.eio.contains(&run.code),
+                "{what}: exit {} ({})",
+                run.code,
+                run.stderr
+            );
             let line = run.single_error_line();
             assert!(line.contains("Input/output error"), "{what}: {line}");
         }
@@ -133,7 +145,9 @@ fn check_outcome(what: &str, s: &Scenario<'_>, fault: Fault, run: &Run) {
         // The message names the object: a path below the faulty directory or an archive.
         let line = run.stderr.trim_end();
         assert!(
-            line.contains(s.below.to_str().unwrap()) || line.contains(".img") || line.contains(".pxar"),
+            line.contains(s.below.to_str().unwrap())
+                || line.contains(".img")
+                || line.contains(".pxar"),
             "{what}: the error names no object: {line}"
         );
     }
@@ -154,7 +168,10 @@ fn fixture() -> Fixture {
     store.backup_image(&image, "1", T1);
     let tree = store.file("tree");
     for i in 0..6u64 {
-        put(&tree.join(format!("d{}/f{i}", i % 2)), &random_bytes(i, 300_000 + i as usize));
+        put(
+            &tree.join(format!("d{}/f{i}", i % 2)),
+            &random_bytes(i, 300_000 + i as usize),
+        );
     }
     put(&tree.join("small.txt"), b"small\n");
     std::os::unix::fs::symlink("small.txt", tree.join("link")).unwrap();
@@ -174,20 +191,31 @@ impl Fixture {
     /// restores bit-exactly.
     fn check_intact(&self) {
         self.store.run(["-q", "verify", "--all"]).ok();
-        assert_eq!(self.store.restore_bytes(&snap("1", T1), "drive-scsi0.img"), self.image);
+        assert_eq!(
+            self.store.restore_bytes(&snap("1", T1), "drive-scsi0.img"),
+            self.image
+        );
         for id in ["legacy", "split"] {
             let out = self.store.file(&format!("check-{id}"));
             self.store.restore_tree(&host_snap(id, T1), &out, &[]).ok();
             assert_same_tree(&self.walked, &walk(&out));
             fs::remove_dir_all(&out).unwrap();
         }
-        assert_eq!(temp_files(&self.store.path), Vec::<PathBuf>::new(), "temporary files left");
+        assert_eq!(
+            temp_files(&self.store.path),
+            Vec::<PathBuf>::new(),
+            "temporary files left"
+        );
     }
 
     /// Forgets every snapshot but the fixture's and collects their chunks.
     fn reset_store(&self) {
         for name in self.store.snapshot_names(None) {
-            let kept = [snap("1", T1), host_snap("legacy", T1), host_snap("split", T1)];
+            let kept = [
+                snap("1", T1),
+                host_snap("legacy", T1),
+                host_snap("split", T1),
+            ];
             if !kept.contains(&name) {
                 self.store.run(["forget", &name]).ok();
             }
@@ -200,11 +228,17 @@ impl Fixture {
 fn faults_in_backups_leave_earlier_snapshots_intact() {
     let f = fixture();
     let scratch = tempdir();
-    let image_path = f.store.write_file("new.img", &make_image(&[Part::Random(7), Part::Random(8)], 99));
+    let image_path = f.store.write_file(
+        "new.img",
+        &make_image(&[Part::Random(7), Part::Random(8)], 99),
+    );
     let new_image = fs::read(&image_path).unwrap();
     let mut fired = 0;
     let backups: [(&str, Vec<String>); 3] = [
-        ("backup image", backup_args(&[img_spec("drive-scsi0", &image_path)], "new", T2)),
+        (
+            "backup image",
+            backup_args(&[img_spec("drive-scsi0", &image_path)], "new", T2),
+        ),
         ("backup tree (legacy)", {
             let mut a: Vec<String> = tree_backup_args(&f.tree, "legacy", T2, &[])
                 .into_iter()
@@ -214,11 +248,15 @@ fn faults_in_backups_leave_earlier_snapshots_intact() {
             a
         }),
         ("backup tree (metadata, incremental)", {
-            let mut a: Vec<String> =
-                tree_backup_args(&f.tree, "split", T2, &["--change-detection-mode", "metadata"])
-                    .into_iter()
-                    .map(|s| s.into_string().unwrap())
-                    .collect();
+            let mut a: Vec<String> = tree_backup_args(
+                &f.tree,
+                "split",
+                T2,
+                &["--change-detection-mode", "metadata"],
+            )
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect();
             a.retain(|x| x != "--output-format" && x != "json");
             a
         }),
@@ -231,16 +269,27 @@ fn faults_in_backups_leave_earlier_snapshots_intact() {
                 let new = f.store.snapshot_names(None);
                 assert_eq!(new.len(), 4, "{name}: {new:?}");
                 if name.starts_with("backup image") {
-                    assert_eq!(f.store.restore_bytes(&snap("new", T2), "drive-scsi0.img"), new_image);
+                    assert_eq!(
+                        f.store.restore_bytes(&snap("new", T2), "drive-scsi0.img"),
+                        new_image
+                    );
                 } else {
-                    let id = if name.contains("legacy") { "legacy" } else { "split" };
+                    let id = if name.contains("legacy") {
+                        "legacy"
+                    } else {
+                        "split"
+                    };
                     let out = f.store.file("check-new");
                     f.store.restore_tree(&host_snap(id, T2), &out, &[]).ok();
                     assert_same_tree(&f.walked, &walk(&out));
                     fs::remove_dir_all(&out).unwrap();
                 }
             } else {
-                assert_eq!(f.store.snapshot_names(None).len(), 3, "{name}: a failed backup left a snapshot");
+                assert_eq!(
+                    f.store.snapshot_names(None).len(),
+                    3,
+                    "{name}: a failed backup left a snapshot"
+                );
             }
             f.check_intact();
             f.reset_store();
@@ -271,11 +320,56 @@ fn faults_in_restores_and_exports_remove_what_they_wrote() {
     let target = |name: &str| target_dir.join(name).to_str().unwrap().to_string();
     let mut fired = 0;
     let cases: Vec<(&str, Vec<String>, &[i32])> = vec![
-        ("restore image", strs(&["restore", &snap("1", T1), "drive-scsi0.img", &target("disk.raw")]), &[5]),
-        ("restore tree (legacy)", strs(&["restore", &host_snap("legacy", T1), "root.pxar", &target("tree")]), &[5]),
-        ("restore tree (split)", strs(&["restore", &host_snap("split", T1), "root.pxar", &target("tree")]), &[5]),
-        ("export image (gz)", strs(&["export", &snap("1", T1), "drive-scsi0.img", &target("disk.img.gz")]), &[5]),
-        ("export tree (zst)", strs(&["export", &host_snap("split", T1), "root.pxar", &target("tree.tar.zst")]), &[5]),
+        (
+            "restore image",
+            strs(&[
+                "restore",
+                &snap("1", T1),
+                "drive-scsi0.img",
+                &target("disk.raw"),
+            ]),
+            &[5],
+        ),
+        (
+            "restore tree (legacy)",
+            strs(&[
+                "restore",
+                &host_snap("legacy", T1),
+                "root.pxar",
+                &target("tree"),
+            ]),
+            &[5],
+        ),
+        (
+            "restore tree (split)",
+            strs(&[
+                "restore",
+                &host_snap("split", T1),
+                "root.pxar",
+                &target("tree"),
+            ]),
+            &[5],
+        ),
+        (
+            "export image (gz)",
+            strs(&[
+                "export",
+                &snap("1", T1),
+                "drive-scsi0.img",
+                &target("disk.img.gz"),
+            ]),
+            &[5],
+        ),
+        (
+            "export tree (zst)",
+            strs(&[
+                "export",
+                &host_snap("split", T1),
+                "root.pxar",
+                &target("tree.tar.zst"),
+            ]),
+            &[5],
+        ),
     ];
     for (name, args, eio) in &cases {
         let attempt = |inj: Option<&Injection>| run_with(&f.store, args, inj);
@@ -286,19 +380,46 @@ fn faults_in_restores_and_exports_remove_what_they_wrote() {
                     "restore image" => assert_eq!(fs::read(&out).unwrap(), f.image),
                     n if n.starts_with("restore tree") => assert_same_tree(&f.walked, &walk(&out)),
                     "export image (gz)" => {
-                        let raw = std::process::Command::new("gzip").arg("-dc").arg(&out).output().unwrap();
+                        let raw = std::process::Command::new("gzip")
+                            .arg("-dc")
+                            .arg(&out)
+                            .output()
+                            .unwrap();
                         assert!(raw.stdout == f.image, "{name}: exported image differs");
                     }
                     _ => {
-                        let ok = std::process::Command::new("zstd").args(["-t", "-q"]).arg(&out).status().unwrap();
+                        let ok = std::process::Command::new("zstd")
+                            .args(["-t", "-q"])
+                            .arg(&out)
+                            .status()
+                            .unwrap();
                         assert!(ok.success(), "{name}: the archive does not decompress");
                     }
                 }
-            } else if !name.starts_with("restore tree") {
+            } else if name.starts_with("restore tree") {
+                // What a failed tree restore leaves is whole: no file with part of its content.
+                if out.exists() {
+                    for (path, info) in &walk(&out).entries {
+                        if info.sha256.is_some() {
+                            let want = f.walked.get(path);
+                            assert_eq!(info.sha256, want.sha256, "{name}: a partial file was left");
+                        }
+                    }
+                }
+            } else {
                 // No partial output, checksum or manifest beside it.
-                assert_eq!(dir_names(&target_dir), Vec::<String>::new(), "{name}: leftovers after {}", run.stderr);
+                assert_eq!(
+                    dir_names(&target_dir),
+                    Vec::<String>::new(),
+                    "{name}: leftovers after {}",
+                    run.stderr
+                );
             }
-            assert_eq!(temp_files(&target_dir), Vec::<PathBuf>::new(), "{name}: temporary files");
+            assert_eq!(
+                temp_files(&target_dir),
+                Vec::<PathBuf>::new(),
+                "{name}: temporary files"
+            );
             fs::remove_dir_all(&target_dir).unwrap();
             fs::create_dir(&target_dir).unwrap();
             f.check_intact();
@@ -324,9 +445,13 @@ fn faults_in_restores_and_exports_remove_what_they_wrote() {
 fn faults_in_gc_and_sync_lose_nothing() {
     let f = fixture();
     let scratch = tempdir();
-    let garbage = f.store.write_file("garbage.img", &make_image(&[Part::Random(31), Part::Random(32)], 7));
+    let garbage = f.store.write_file(
+        "garbage.img",
+        &make_image(&[Part::Random(31), Part::Random(32)], 7),
+    );
     let make_garbage = || {
-        f.store.backup(&[img_spec("drive-scsi0", &garbage)], "garbage", T3);
+        f.store
+            .backup(&[img_spec("drive-scsi0", &garbage)], "garbage", T3);
         f.store.run(["forget", &snap("garbage", T3)]).ok();
     };
     make_garbage();
