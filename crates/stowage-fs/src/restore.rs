@@ -23,7 +23,7 @@ use crate::apply::{self, ApplyCtx, Creator, Node, RestoreStats};
 use crate::chattr;
 use crate::error::RestoreError;
 use crate::parallel::Pool;
-use crate::writer::{FileWriter, Incomplete};
+use crate::writer::{FileWriter, Incomplete, Target};
 
 /// Restore settings.
 #[derive(Debug, Clone, Copy, Default)]
@@ -209,16 +209,15 @@ impl Restorer {
         if early != 0 {
             apply::set_flags_on(fd.as_fd(), early, &mut self.ctx, &path)?;
         }
-        Ok(FileWriter::new(
+        let target = Target::new(
             File::from(fd),
+            path,
             metadata,
             size,
-            path,
-            &mut self.ctx,
-            self.pool.as_ref(),
             preset.is_some(),
             &self.incomplete,
-        ))
+        );
+        Ok(FileWriter::new(target, &mut self.ctx, self.pool.as_ref()))
     }
 
     /// Creates the symlink `name` pointing to `target` (which is stored, never followed).

@@ -58,6 +58,30 @@ impl Drop for Target {
 }
 
 impl Target {
+    /// A new file of `size` bytes at `path` (relative to the restore target), to get
+    /// `metadata`; `preset`: created with its final owner and mode. Listed in `incomplete` if
+    /// it goes before all its content was written.
+    pub fn new(
+        file: File,
+        path: PathBuf,
+        metadata: &Metadata,
+        size: u64,
+        preset: bool,
+        incomplete: &Incomplete,
+    ) -> Target {
+        Target {
+            file,
+            path,
+            metadata: metadata.clone(),
+            size,
+            needs_len: AtomicBool::new(false),
+            preset,
+            complete: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
+            incomplete: incomplete.clone(),
+        }
+    }
+
     /// Sets the length if needed and applies the metadata: the last step, after all content.
     /// A file whose content did not all arrive gets none (the error is reported elsewhere).
     pub fn finish(self, ctx: &mut ApplyCtx) -> Result<(), RestoreError> {
@@ -145,16 +169,8 @@ pub struct FileWriter<'a> {
 }
 
 impl<'a> FileWriter<'a> {
-    pub(crate) fn new(
-        file: File,
-        metadata: &Metadata,
-        expected: u64,
-        path: PathBuf,
-        ctx: &'a mut ApplyCtx,
-        pool: Option<&'a Pool>,
-        preset: bool,
-        incomplete: &Incomplete,
-    ) -> FileWriter<'a> {
+    /// Writes the content of the new file `target` (see [`Target::new`]).
+    pub(crate) fn new(target: Target, ctx: &'a mut ApplyCtx, pool: Option<&'a Pool>) -> Self {
         let sink = match pool {
             // The buffer is taken at the first byte: an empty file needs none.
             Some(pool) => Sink::Pooled {
@@ -165,17 +181,7 @@ impl<'a> FileWriter<'a> {
             None => Sink::Inline(Sparse::default()),
         };
         FileWriter {
-            target: Arc::new(Target {
-                file,
-                path,
-                metadata: metadata.clone(),
-                size: expected,
-                needs_len: AtomicBool::new(false),
-                preset,
-                complete: AtomicBool::new(false),
-                failed: AtomicBool::new(false),
-                incomplete: incomplete.clone(),
-            }),
+            target: Arc::new(target),
             sink,
             received: 0,
             ctx,

@@ -109,7 +109,7 @@ impl Injection {
             .and_then(|t| {
                 t.lines()
                     .filter_map(|l| l.strip_prefix("count ")?.parse().ok())
-                    .last()
+                    .next_back()
             })
             .unwrap_or(0)
     }
