@@ -327,7 +327,7 @@ pub struct Inode {
     pub allocated: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Walked {
     /// Relative path bytes ("" for the root) → description.
     pub entries: BTreeMap<Vec<u8>, Info>,
