@@ -642,12 +642,15 @@ fn hostile_snapshots_are_refused_safely() {
         "{ABSOLUTE_ESCAPE} exists before the test"
     );
     let started = Instant::now();
-    let mut runs = 0;
+    let (mut runs, mut hostile_runs) = (0, 0);
     let mut failures = Vec::new();
     let store = Store::new();
     for spec in specs() {
         let (n, failed) = run_case(&store, &spec);
         runs += n;
+        if spec.damage != Damage::None {
+            hostile_runs += n;
+        }
         failures.extend(failed);
     }
     eprintln!(
@@ -662,7 +665,7 @@ fn hostile_snapshots_are_refused_safely() {
     );
     suite::record(
         "hostile_input",
-        &[("hostile_cases", runs), ("damaged_snapshots", 0)],
+        &[("hostile_cases", hostile_runs), ("damaged_snapshots", 0)],
     );
 }
 
