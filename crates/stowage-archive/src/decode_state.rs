@@ -83,6 +83,40 @@ pub struct DecodeState {
     event: Option<Event>,
     /// Name and FILENAME offset of the entry being read (`None` for the root).
     current: Option<(Vec<u8>, u64)>,
+    /// The payload-stream ranges that PAYLOAD_REFs have claimed so far (split archives).
+    payloads: PayloadRanges,
+}
+
+/// Disjoint ranges `[start, end)` of a payload stream, adjacent ones merged: each file's
+/// PAYLOAD item (header and contents) is its own, so no two references may overlap. Payloads
+/// written one after the other merge into one range, so this stays small for real archives.
+/// Refusing overlaps bounds what a restore writes by the size of the payload stream (many
+/// entries over one payload could otherwise make a small archive restore to any size).
+#[derive(Default)]
+struct PayloadRanges(std::collections::BTreeMap<u64, u64>);
+
+impl PayloadRanges {
+    /// Claims `[start, end)` (`start < end`); `false` if part of it was claimed before.
+    fn claim(&mut self, start: u64, end: u64) -> bool {
+        // Ranges are disjoint and sorted: only the last one starting before `end` can overlap.
+        if let Some((_, &e)) = self.0.range(..end).next_back() {
+            if e > start {
+                return false;
+            }
+        }
+        let mut merged = (start, end);
+        if let Some((&s, &e)) = self.0.range(..start).next_back() {
+            if e == start {
+                self.0.remove(&s);
+                merged.0 = s;
+            }
+        }
+        if let Some(e) = self.0.remove(&end) {
+            merged.1 = e;
+        }
+        self.0.insert(merged.0, merged.1);
+        true
+    }
 }
 
 impl Default for DecodeState {
@@ -102,6 +136,7 @@ impl DecodeState {
             pending: None,
             event: None,
             current: None,
+            payloads: PayloadRanges::default(),
         }
     }
 
@@ -457,6 +492,14 @@ impl DecodeState {
                 size: r.size,
             });
         }
+        // `fits` checked that the end does not overflow.
+        let end = r.offset + format::HEADER_SIZE + r.size;
+        if !self.payloads.claim(r.offset, end) {
+            return Err(Kind::PayloadOverlap {
+                offset: r.offset,
+                size: r.size,
+            });
+        }
         if let Some(child) = self.dirs.last_mut().and_then(|d| d.open_child.as_mut()) {
             child.check_size = false;
         }
@@ -579,4 +622,29 @@ fn symlink_target(b: &[u8]) -> Result<Vec<u8>, Kind> {
         return Err(Kind::InvalidSymlink);
     }
     Ok(target.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PayloadRanges;
+
+    #[test]
+    fn payload_ranges_refuse_overlaps_and_merge_neighbours() {
+        let mut r = PayloadRanges::default();
+        assert!(r.claim(16, 32));
+        assert!(r.claim(32, 50)); // right after: merged
+        assert!(r.claim(100, 120)); // a gap
+        assert!(r.claim(60, 70)); // backwards, between
+        assert_eq!(r.0.len(), 3);
+        assert!(r.claim(50, 60)); // closes the gap: one range 16..70
+        assert_eq!(r.0.iter().next(), Some((&16, &70)));
+        for (start, end) in [(16, 17), (20, 30), (69, 71), (10, 17), (0, 200), (119, 121)] {
+            assert!(!r.claim(start, end), "{start}..{end}");
+        }
+        assert!(r.claim(70, 100));
+        assert!(r.claim(120, 121));
+        assert_eq!(r.0.len(), 1);
+        assert!(r.claim(0, 16));
+        assert_eq!(r.0.iter().collect::<Vec<_>>(), vec![(&0, &121)]);
+    }
 }

@@ -87,6 +87,10 @@ pub enum DecodeErrorKind {
     RootNotDirectory,
     #[error("payload reference offset {offset} (size {size}) cannot be in a payload stream")]
     PayloadRef { offset: u64, size: u64 },
+    #[error(
+        "payload reference offset {offset} (size {size}) overlaps the payload of an earlier file"
+    )]
+    PayloadOverlap { offset: u64, size: u64 },
     #[error("payload stream has no PAYLOAD header of size {size} here")]
     PayloadHeader { size: u64 },
     #[error("payload stream does not start with PAYLOAD_START_MARKER")]

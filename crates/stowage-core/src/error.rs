@@ -55,6 +55,10 @@ pub enum PipelineError {
     TargetWrite { name: String, source: io::Error },
     #[error("a pipeline thread failed: {0}")]
     Thread(String),
+    /// A read of a stream (at random positions, say a split archive's payload stream) that its
+    /// index does not cover: whatever asked for it (an archive's payload reference) is damaged.
+    #[error("{name}: {source}")]
+    OutOfRange { name: String, source: io::Error },
 }
 
 impl PipelineError {
@@ -74,6 +78,7 @@ impl PipelineError {
                 ErrorClass::of_write_error(source, ErrorClass::Target)
             }
             PipelineError::Thread(_) => ErrorClass::Internal,
+            PipelineError::OutOfRange { .. } => ErrorClass::Verification,
         }
     }
 }

@@ -42,6 +42,8 @@ pub enum DatastoreError {
     Manifest { what: String, source: ManifestError },
     #[error("{what} does not match the manifest: {detail}")]
     Mismatch { what: String, detail: String },
+    #[error("{what} is listed in the manifest but missing")]
+    MissingFile { what: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -64,7 +66,9 @@ impl DatastoreError {
                 ErrorClass::Usage
             }
             Blob { source, .. } => source.class(),
-            Index { .. } | Manifest { .. } | Mismatch { .. } => ErrorClass::Verification,
+            Index { .. } | Manifest { .. } | Mismatch { .. } | MissingFile { .. } => {
+                ErrorClass::Verification
+            }
             Store(e) => e.class(),
             Name(e) => e.class(),
         }

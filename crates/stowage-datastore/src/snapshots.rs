@@ -213,8 +213,8 @@ impl Datastore {
     ) -> Result<(I, Vec<u8>), DatastoreError> {
         let entry = Self::manifest_entry(snapshot, manifest, archive)?;
         let path = self.snapshot_dir(snapshot).join(&entry.filename);
-        let raw = fs::read(&path).map_err(DatastoreError::read(&path))?;
         let what = || format!("index {}", path.display());
+        let raw = read_listed(&path, what)?;
         let index = decode(&raw).map_err(|source| DatastoreError::Index {
             what: what(),
             source,
@@ -252,8 +252,8 @@ impl Datastore {
     ) -> Result<(Vec<u8>, Vec<u8>), DatastoreError> {
         let entry = Self::manifest_entry(snapshot, manifest, archive)?;
         let path = self.snapshot_dir(snapshot).join(&entry.filename);
-        let raw = fs::read(&path).map_err(DatastoreError::read(&path))?;
         let what = || format!("blob {}", path.display());
+        let raw = read_listed(&path, what)?;
         let csum = sha256(&raw);
         if csum != entry.csum || raw.len() as u64 != entry.size {
             return Err(DatastoreError::Mismatch {
@@ -311,5 +311,16 @@ impl Datastore {
             Err(e) => return Err(DatastoreError::write(&manifest)(e)),
         }
         fs::remove_dir_all(&dir).map_err(DatastoreError::write(&dir))
+    }
+}
+
+/// Reads a file the manifest lists: a missing one means a damaged snapshot, not a datastore
+/// that cannot be read.
+fn read_listed(path: &Path, what: impl FnOnce() -> String) -> Result<Vec<u8>, DatastoreError> {
+    match fs::read(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Err(DatastoreError::MissingFile { what: what() })
+        }
+        read => read.map_err(DatastoreError::read(path)),
     }
 }

@@ -33,7 +33,7 @@ pub enum ExportError {
 impl ExportError {
     pub fn class(&self) -> ErrorClass {
         match self {
-            ExportError::Read { .. } => ErrorClass::Source,
+            ExportError::Read { source, .. } => read_class(source),
             ExportError::Write { source, .. } => {
                 ErrorClass::of_write_error(source, ErrorClass::Target)
             }
@@ -49,4 +49,17 @@ impl ExportError {
             }
         }
     }
+}
+
+/// The class of a failed read: the source's (a file that cannot be read), unless the reader
+/// found the data damaged (a pxar stream that does not decode, a bad or missing chunk).
+fn read_class(e: &io::Error) -> ErrorClass {
+    let inner = e.get_ref();
+    if let Some(d) = inner.and_then(|i| i.downcast_ref::<stowage_archive::DecodeError>()) {
+        return d.class();
+    }
+    if let Some(p) = inner.and_then(|i| i.downcast_ref::<stowage_core::PipelineError>()) {
+        return p.class();
+    }
+    ErrorClass::Source
 }

@@ -189,7 +189,8 @@ impl BlobDecoder {
                 out.extend_from_slice(payload);
             }
             _ => {
-                out.reserve(max_len);
+                // The output cannot be larger than a blob may be, whatever the caller expects.
+                out.reserve(max_len.min(MAX_BLOB_SIZE));
                 self.decompressor
                     .decompress_to_buffer(payload, out)
                     .map_err(|e| BlobError::Decompress(e.to_string()))?;

@@ -2,7 +2,7 @@
 
 use stowage_types::Digest;
 
-use crate::{read_u64, sha256, IndexError, INDEX_HEADER_SIZE};
+use crate::{read_u64, sha256, IndexError, INDEX_HEADER_SIZE, MAX_DYNAMIC_CHUNK};
 
 /// SHA-256("Proxmox Backup dynamic sized chunk index v1.0")[..8]
 pub const MAGIC: [u8; 8] = [28, 145, 78, 165, 25, 186, 179, 205];
@@ -76,11 +76,18 @@ impl DynamicIndex {
     }
 }
 
+/// End offsets must grow, each chunk by at most [`MAX_DYNAMIC_CHUNK`] bytes.
 fn check_increasing(ends: impl Iterator<Item = u64>) -> Result<(), IndexError> {
     let mut prev = 0u64;
     for (entry, end) in ends.enumerate() {
         if end <= prev {
             return Err(IndexError::NotIncreasing { entry, end });
+        }
+        if end - prev > MAX_DYNAMIC_CHUNK {
+            return Err(IndexError::ChunkTooLarge {
+                entry,
+                len: end - prev,
+            });
         }
         prev = end;
     }
@@ -141,9 +148,44 @@ mod tests {
         assert!(DynamicIndex::decode(&bytes[..10]).is_err());
     }
 
+    /// A chunk longer than any chunker makes is refused, so no reader allocates for it.
+    #[test]
+    fn oversized_chunks_are_refused() {
+        let at_limit = DynamicIndex {
+            uuid: [0; 16],
+            ctime: 0,
+            entries: vec![
+                (10, Digest([1; 32])),
+                (10 + MAX_DYNAMIC_CHUNK, Digest([2; 32])),
+            ],
+        };
+        let bytes = at_limit.encode().unwrap();
+        assert_eq!(DynamicIndex::decode(&bytes).unwrap(), at_limit);
+        for huge in [MAX_DYNAMIC_CHUNK + 11, 1 << 60, u64::MAX] {
+            let mut bad = bytes.clone();
+            bad[4096 + 40..4096 + 48].copy_from_slice(&huge.to_le_bytes());
+            assert_eq!(
+                DynamicIndex::decode(&bad),
+                Err(IndexError::ChunkTooLarge {
+                    entry: 1,
+                    len: huge - 10
+                })
+            );
+        }
+        let first = DynamicIndex {
+            uuid: [0; 16],
+            ctime: 0,
+            entries: vec![(1 << 60, Digest([1; 32]))],
+        };
+        assert!(matches!(
+            first.encode(),
+            Err(IndexError::ChunkTooLarge { entry: 0, .. })
+        ));
+    }
+
     proptest! {
         #[test]
-        fn round_trip(steps in proptest::collection::vec(1u64..1 << 24, 0..50)) {
+        fn round_trip(steps in proptest::collection::vec(1u64..=MAX_DYNAMIC_CHUNK, 0..50)) {
             let mut end = 0;
             let entries = steps.iter().enumerate().map(|(i, s)| { end += s; (end, Digest([i as u8; 32])) }).collect();
             let idx = DynamicIndex { uuid: [3; 16], ctime: 42, entries };

@@ -64,9 +64,19 @@ pub enum IndexError {
     Ragged(u64),
     #[error("index entry {entry}: end offset {end} does not grow past the previous one")]
     NotIncreasing { entry: usize, end: u64 },
+    #[error(
+        "index entry {entry}: a chunk of {len} bytes, larger than any chunker makes \
+         ({MAX_DYNAMIC_CHUNK} bytes at most)"
+    )]
+    ChunkTooLarge { entry: usize, len: u64 },
     #[error("an index needs at least one chunk")]
     Empty,
 }
+
+/// The largest chunk of a dynamic index: 4 × the largest average chunk size (4 MiB) PBS's and
+/// stowage's content-defined chunkers accept. A longer one can only come from a damaged or
+/// hostile index, and would have a reader allocate for it.
+pub const MAX_DYNAMIC_CHUNK: u64 = 16 << 20;
 
 /// Index headers share this 4096-byte prefix layout: magic, uuid, ctime, checksum.
 pub(crate) const INDEX_HEADER_SIZE: usize = 4096;

@@ -279,6 +279,7 @@ impl Restorer {
     /// (as pxar stores it) that is resolved one component at a time without following
     /// symlinks; a target with an absolute, empty, `.` or `..` component is refused.
     pub fn hardlink(&mut self, name: &OsStr, target_path: &[u8]) -> Result<(), RestoreError> {
+        const NOT_RESTORED: &str = "no entry of that path comes before the link in the archive";
         let path = self.entry_path(name)?;
         let bad = |reason: String| RestoreError::BadLinkTarget {
             path: path.clone(),
@@ -294,12 +295,23 @@ impl Restorer {
             let flags = OPATH_FLAGS | OFlag::O_DIRECTORY;
             let next = openat(at, part, flags, Mode::empty()).map_err(|e| match e {
                 Errno::ELOOP => bad("it passes through a symlink".into()),
+                // O_NOFOLLOW | O_DIRECTORY on a symlink fails with ENOTDIR too.
+                Errno::ENOTDIR if is_symlink_at(at, part) => {
+                    bad("it passes through a symlink".into())
+                }
                 Errno::ENOTDIR => bad("it passes through a non-directory".into()),
+                Errno::ENOENT => bad(NOT_RESTORED.into()),
                 e => RestoreError::io(&path, "resolve the hardlink target of")(e),
             })?;
             parent = Some(next);
         }
         let from = parent.as_ref().map_or(self.root.as_fd(), |fd| fd.as_fd());
+        // A target that is not there is the archive's fault, not the restore target's.
+        match fstatat(from, last, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Err(Errno::ENOENT) => return Err(bad(NOT_RESTORED.into())),
+            Err(e) => return Err(RestoreError::io(&path, "resolve the hardlink target of")(e)),
+            Ok(_) => {}
+        }
         // No AT_SYMLINK_FOLLOW: if the target is a symlink, the link is to the symlink itself.
         self.create_with(name, &path, "hardlink", "create hardlink", |dir| {
             linkat(from, last, dir, name, AtFlags::empty())
@@ -503,4 +515,10 @@ fn open_beneath(root: BorrowedFd<'_>, path: &Path) -> Result<OwnedFd, RestoreErr
     }
     // SAFETY: the kernel returned a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Whether `name` in `dir` is a symlink (itself, not followed).
+fn is_symlink_at(dir: BorrowedFd<'_>, name: &OsStr) -> bool {
+    fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK)
 }

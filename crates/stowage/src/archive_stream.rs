@@ -53,14 +53,15 @@ pub fn with_stream<T>(
     })
 }
 
-/// The whole stream in memory: for catalogs, which are small.
+/// The whole stream in memory: for catalogs, which are small (the caller bounds the size).
 pub fn read_all(
     store: &Datastore,
     index: &DynamicIndex,
     name: &str,
     threads: usize,
 ) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
+    // Written in order: one allocation of the size the index gives (callers bound it).
+    let mut out = Vec::with_capacity(usize::try_from(index.size()).unwrap_or(0));
     restore_image(
         index,
         store.chunk_store(),

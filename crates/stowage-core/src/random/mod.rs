@@ -249,7 +249,7 @@ impl<'a> RandomReader<'a> {
         let end = match offset.checked_add(len) {
             Some(end) if end <= self.size => end,
             _ => {
-                return Err(self.source_error(
+                return Err(self.range_error(
                     io::ErrorKind::UnexpectedEof,
                     format!(
                         "{len} bytes at offset {offset} go beyond the end of the stream \
@@ -353,7 +353,7 @@ impl<'a> RandomReader<'a> {
     }
 
     fn uncovered(&self, pos: u64) -> PipelineError {
-        self.source_error(
+        self.range_error(
             io::ErrorKind::InvalidData,
             format!(
                 "the index has chunks for the first {} of the {} bytes of the stream, \
@@ -363,8 +363,8 @@ impl<'a> RandomReader<'a> {
         )
     }
 
-    fn source_error(&self, kind: io::ErrorKind, message: String) -> PipelineError {
-        PipelineError::SourceRead {
+    fn range_error(&self, kind: io::ErrorKind, message: String) -> PipelineError {
+        PipelineError::OutOfRange {
             name: self.name.clone(),
             source: io::Error::new(kind, message),
         }

@@ -180,7 +180,7 @@ fn reads_stop_at_the_end() {
         ] {
             let err = copy(&mut r, offset, len).unwrap_err();
             assert!(
-                matches!(&err, PipelineError::SourceRead { source, .. }
+                matches!(&err, PipelineError::OutOfRange { source, .. }
                     if source.kind() == io::ErrorKind::UnexpectedEof),
                 "{err}"
             );
@@ -434,7 +434,7 @@ fn inconsistent_layouts_give_errors_not_panics() {
     for offset in [edge - 5, edge, f.data.len() as u64 - 1] {
         let err = r.read_at(offset, &mut buf).unwrap_err();
         assert!(
-            matches!(&err, PipelineError::SourceRead { source, .. }
+            matches!(&err, PipelineError::OutOfRange { source, .. }
                 if source.kind() == io::ErrorKind::InvalidData),
             "{err}"
         );

@@ -92,9 +92,11 @@ pub fn pxar_to_tar<R: Read, W: Write>(
     let result = (|| {
         let mut stats = TarStats::default();
         let mut symlinks = Symlinks::default();
+        let mut files = Files::default();
         while let Some(event) = decoder.next_event()? {
             if let Event::Entry(entry) = event {
                 symlinks.check(&entry)?;
+                files.check(&entry)?;
                 let source = payloads
                     .as_mut()
                     .map(|p| &mut **p as &mut dyn PayloadSource);
@@ -144,6 +146,50 @@ impl Symlinks {
                         "its target {} passes through the symlink {}; refusing to write it",
                         shown(target_path),
                         shown(link)
+                    );
+                    return Err(damaged(&entry.path_bytes(), io::Error::other(why)));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The regular files of the archive so far, by the offset of their FILENAME (increasing in
+/// archive order) with a hash of their path: a hardlink must name one of them by both, or
+/// `tar -x` would fail on it (or link whatever it extracted under that name before).
+/// 16 bytes per regular file.
+#[derive(Default)]
+struct Files(Vec<(u64, u64)>);
+
+impl Files {
+    fn hash(path: &[u8]) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        path.hash(&mut h);
+        h.finish()
+    }
+
+    fn check(&mut self, entry: &Entry) -> Result<(), ExportError> {
+        match &entry.kind {
+            EntryKind::File { .. } => {
+                if let Some(offset) = entry.filename_offset {
+                    self.0.push((offset.0, Self::hash(&entry.path_bytes())));
+                }
+            }
+            EntryKind::Hardlink {
+                target_path,
+                target,
+            } => {
+                let found = self
+                    .0
+                    .binary_search_by_key(&target.0, |f| f.0)
+                    .is_ok_and(|i| self.0[i].1 == Self::hash(target_path));
+                if !found {
+                    let why = format!(
+                        "its target {} is not a regular file earlier in the archive",
+                        shown(target_path)
                     );
                     return Err(damaged(&entry.path_bytes(), io::Error::other(why)));
                 }

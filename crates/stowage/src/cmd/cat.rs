@@ -28,9 +28,10 @@ pub fn run(g: &GlobalOpts, snapshot: &str, archive: &str, path: &OsStr) -> Resul
     let snapshot = store.resolve_snapshot(snapshot)?;
     let manifest = store.load_manifest(&snapshot)?;
     let (index, payload) = super::restore::tree_indexes(&store, &snapshot, &manifest, &archive)?;
-    let mut payload_reader = payload
-        .as_ref()
-        .map(|p| stowage_core::RandomReader::new(p, store.chunk_store(), 4));
+    let mut payload_reader = payload.as_ref().map(|p| {
+        stowage_core::RandomReader::new(p, store.chunk_store(), 4)
+            .with_name(format!("{archive} payload stream"))
+    });
     let counters = RestoreCounters::default();
     let threads = super::threads(g);
     let found = with_stream(
@@ -61,7 +62,8 @@ pub fn run(g: &GlobalOpts, snapshot: &str, archive: &str, path: &OsStr) -> Resul
                             ));
                         };
                         let mut out = std::io::stdout().lock();
-                        super::restore::copy_payload(reader, r, &mut out)?;
+                        super::restore::copy_payload(reader, r, &mut out)
+                            .with_context(|| format!("archive {archive}, file {path}"))?;
                         out.flush()?;
                         Ok(true)
                     }
@@ -69,7 +71,9 @@ pub fn run(g: &GlobalOpts, snapshot: &str, archive: &str, path: &OsStr) -> Resul
                         let mut out = std::io::stdout().lock();
                         let mut buf = vec![0u8; 1 << 20];
                         loop {
-                            let n = decoder.read_payload(&mut buf)?;
+                            let n = decoder
+                                .read_payload(&mut buf)
+                                .with_context(|| format!("archive {archive}, file {path}"))?;
                             if n == 0 {
                                 break;
                             }

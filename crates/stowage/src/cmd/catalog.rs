@@ -3,7 +3,7 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::json;
 use stowage_format::catalog::CatalogEntryKind;
 use stowage_format::{CatalogError, CatalogReader};
@@ -14,6 +14,9 @@ use crate::cli::GlobalOpts;
 use crate::exit::{fail, OK};
 use crate::output::print_json;
 use crate::repo;
+
+/// The largest catalog read (1 GiB: some 40 million entries).
+const MAX_CATALOG: u64 = 1 << 30;
 
 fn kind_letter(kind: &CatalogEntryKind) -> char {
     match kind {
@@ -40,8 +43,24 @@ pub fn run(g: &GlobalOpts, snapshot: &str, find: Option<&OsStr>) -> Result<i32> 
         ));
     }
     let index = store.read_dynamic_index(&snapshot, &manifest, &name)?;
+    // The catalog is read into memory whole: its index may not ask for more than a catalog of
+    // tens of millions of entries takes (a few index entries of one repeated chunk can declare
+    // any size).
+    if index.size() > MAX_CATALOG {
+        return Err(fail(
+            ErrorClass::Verification,
+            format!(
+                "{} of {snapshot} declares a catalog of {} bytes, more than the {} a catalog \
+                 may have here",
+                name.stored_name(),
+                index.size(),
+                MAX_CATALOG
+            ),
+        ));
+    }
     let bytes = read_all(&store, &index, "catalog", super::threads(g))?;
-    let reader = CatalogReader::new(&bytes)?;
+    let damaged = || format!("{} of {snapshot}", name.stored_name());
+    let reader = CatalogReader::new(&bytes).with_context(damaged)?;
     let entries: Box<dyn Iterator<Item = _>> = match find {
         Some(pattern) => Box::new(reader.find(pattern.as_bytes()).map_err(|e| match e {
             CatalogError::BadPattern { pattern, reason } => fail(
@@ -56,7 +75,7 @@ pub fn run(g: &GlobalOpts, snapshot: &str, find: Option<&OsStr>) -> Result<i32> 
     let mut rows = Vec::new();
     let mut out = std::io::stdout().lock();
     for item in entries {
-        let (path, entry) = item?;
+        let (path, entry) = item.with_context(damaged)?;
         let (size, mtime) = match entry.kind {
             CatalogEntryKind::File { size, mtime } => (Some(size), Some(mtime)),
             _ => (None, None),

@@ -167,10 +167,7 @@ pub fn run(g: &GlobalOpts, args: VerifyArgs) -> Result<i32> {
         Ok(OK)
     } else {
         if !g.quiet {
-            eprintln!(
-                "error: verification failed: {} bad chunks",
-                report.bad_chunks.len()
-            );
+            eprintln!("error: {}", failure_summary(&report));
         }
         Ok(exit::code(ErrorClass::Verification))
     }
@@ -182,5 +179,36 @@ fn label(ns: &BackupNamespace, snapshot: &SnapshotRef) -> String {
         snapshot.to_string()
     } else {
         format!("[{ns}]:{snapshot}")
+    }
+}
+
+/// The last line of a failed verification: how much is bad, and the first problem itself (a
+/// bad chunk, or a manifest, index or blob of a snapshot), so that the line names what failed.
+fn failure_summary(report: &stowage_datastore::VerifyReport) -> String {
+    let own: Vec<String> = report
+        .snapshots
+        .iter()
+        .flat_map(|s| {
+            s.errors
+                .iter()
+                .filter(|e| !e.starts_with("needs bad chunk"))
+                .map(move |e| format!("{}: {e}", label(&s.ns, &s.snapshot)))
+        })
+        .collect();
+    let chunks = report
+        .bad_chunks
+        .iter()
+        .map(|b| format!("chunk {}: {}", b.digest, b.reason));
+    let first = own.first().cloned().or_else(|| chunks.clone().next());
+    let mut counts = vec![format!("{} bad chunks", report.bad_chunks.len())];
+    if !own.is_empty() {
+        counts.push(format!("{} damaged snapshot files", own.len()));
+    }
+    match first {
+        Some(first) => format!(
+            "verification failed: {} (first: {first})",
+            counts.join(", ")
+        ),
+        None => format!("verification failed: {}", counts.join(", ")),
     }
 }

@@ -2,10 +2,10 @@
 
 use std::io::{self, Read, Write};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use stowage_archive::Decoder;
 use stowage_archive::{check_payload_header, PayloadRef};
-use stowage_core::{RandomReader, RestoreCounters};
+use stowage_core::{PipelineError, RandomReader, RestoreCounters};
 use stowage_datastore::Datastore;
 use stowage_export::tar::{pxar_to_tar, PayloadSource};
 use stowage_format::Manifest;
@@ -51,12 +51,15 @@ pub fn export_tree(
         },
         |out: &mut dyn Write| {
             let counters = RestoreCounters::default();
-            let mut payloads = payload
-                .as_ref()
-                .map(|p| RandomPayloads(RandomReader::new(p, store.chunk_store(), PAYLOAD_CACHE)));
+            let mut payloads = payload.as_ref().map(|p| {
+                let reader = RandomReader::new(p, store.chunk_store(), PAYLOAD_CACHE)
+                    .with_name(format!("{name} payload stream"));
+                RandomPayloads(reader)
+            });
             let stats = with_stream(store, &index, &name, threads, &counters, |reader| {
                 let source = payloads.as_mut().map(|p| p as &mut dyn PayloadSource);
-                Ok(pxar_to_tar(Decoder::new(reader), source, &mut *out)?)
+                pxar_to_tar(Decoder::new(reader), source, &mut *out)
+                    .with_context(|| format!("archive {name}"))
             })?;
             if stats.skipped_sockets > 0 && !g.quiet {
                 eprintln!(
@@ -89,10 +92,7 @@ impl Read for PayloadRange<'_, '_> {
             .read_at(self.offset, &mut buf[..want])
             .map_err(io::Error::other)?;
         if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the payload stream ends inside a file",
-            ));
+            return Err(beyond_end("the payload stream ends inside a file".into()));
         }
         self.offset += n as u64;
         self.left -= n as u64;
@@ -100,8 +100,24 @@ impl Read for PayloadRange<'_, '_> {
     }
 }
 
+/// The payload stream is shorter than a reference into it says: a damaged archive.
+fn beyond_end(detail: String) -> io::Error {
+    io::Error::other(PipelineError::OutOfRange {
+        name: "payload stream".into(),
+        source: io::Error::new(io::ErrorKind::UnexpectedEof, detail),
+    })
+}
+
 impl PayloadSource for RandomPayloads<'_> {
     fn open(&mut self, r: PayloadRef) -> io::Result<Box<dyn Read + '_>> {
+        let size = self.0.size();
+        let end = r.offset.checked_add(16).and_then(|o| o.checked_add(r.size));
+        if end.is_none_or(|end| end > size) {
+            return Err(beyond_end(format!(
+                "a file of {} bytes at offset {} goes beyond its end ({size} bytes)",
+                r.size, r.offset
+            )));
+        }
         let mut header = [0u8; 16];
         let mut got = 0;
         while got < header.len() {

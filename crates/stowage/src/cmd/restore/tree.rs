@@ -263,7 +263,20 @@ impl<'a> TreeRestore<'a> {
             pos: target.0,
         };
         let mut decoder = Decoder::at_entry(input, target.0, split);
+        // The entry there must carry the target's name (its directories are not known here).
+        let target_name = target_path.rsplit(|&b| b == b'/').next();
         let result = match decoder.next_event().with_context(shown) {
+            Ok(Some(Event::Entry(entry))) if entry.path.last().map(|n| &n[..]) != target_name => {
+                Err(fail(
+                    ErrorClass::Verification,
+                    format!(
+                        "{}: the entry at offset {} is {}, not the target",
+                        shown(),
+                        target.0,
+                        String::from_utf8_lossy(&entry.path.join(&b'/'))
+                    ),
+                ))
+            }
             Ok(Some(Event::Entry(entry))) => match entry.kind {
                 EntryKind::File { size, payload } => {
                     self.write_file(&mut decoder, name, &entry.metadata, size, payload)
@@ -298,16 +311,26 @@ impl<'a> TreeRestore<'a> {
         size: u64,
         payload: Payload,
     ) -> Result<()> {
+        // The entry, for errors of reading its contents (the writer's errors name it already).
+        let shown = self.restorer.current_path().join(name);
+        let contents = || format!("contents of {}", shown.display());
         let mut writer = self.restorer.create_file(name, metadata, size)?;
         match (payload, self.payload.as_mut()) {
             (Payload::Inline, _) => loop {
-                let n = decoder.read_payload(&mut self.buf)?;
+                let n = decoder.read_payload(&mut self.buf).with_context(contents)?;
                 if n == 0 {
                     break;
                 }
                 writer.put(&self.buf[..n])?;
             },
-            (Payload::Ref(r), Some(reader)) => copy_payload(reader, r, &mut writer)?,
+            (Payload::Ref(r), Some(reader)) => {
+                copy_payload(reader, r, &mut writer).map_err(|e| match e
+                    .downcast_ref::<stowage_fs::RestoreError>()
+                {
+                    Some(_) => e,
+                    None => e.context(contents()),
+                })?
+            }
             (Payload::Ref(_), None) => {
                 return Err(fail(
                     ErrorClass::Verification,
@@ -429,7 +452,8 @@ pub fn restore(
                         counters,
                     )
                 });
-                let reader = RandomReader::new(p, store.chunk_store(), PAYLOAD_CACHE_CHUNKS);
+                let reader = RandomReader::new(p, store.chunk_store(), PAYLOAD_CACHE_CHUNKS)
+                    .with_name(format!("{archive} payload stream"));
                 (Some(reader.with_feed(feed)), Some(feeder))
             }
             None => (None, None),
@@ -437,7 +461,7 @@ pub fn restore(
         // A partial restore may need to read an entry again (a hardlink's first name).
         let again = match includes.everything() {
             true => None,
-            false => Some(RandomReader::new(index, store.chunk_store(), 2)),
+            false => Some(RandomReader::new(index, store.chunk_store(), 2).with_name(archive)),
         };
         let mut tree = TreeRestore::new(
             Path::new(target),
