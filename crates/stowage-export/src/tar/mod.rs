@@ -91,11 +91,9 @@ pub fn pxar_to_tar<R: Read, W: Write>(
     });
     let result = (|| {
         let mut stats = TarStats::default();
-        let mut symlinks = Symlinks::default();
         let mut files = Files::default();
         while let Some(event) = decoder.next_event()? {
             if let Event::Entry(entry) = event {
-                symlinks.check(&entry)?;
                 files.check(&entry)?;
                 let source = payloads
                     .as_mut()
@@ -123,42 +121,10 @@ pub fn pxar_to_tar<R: Read, W: Write>(
     }
 }
 
-/// The symlinks of the archive so far: a hardlink whose target path passes through one would
-/// make `tar -x` link a file outside the extraction directory (restore refuses it too).
-#[derive(Default)]
-struct Symlinks(std::collections::HashSet<Vec<u8>>);
-
-impl Symlinks {
-    fn check(&mut self, entry: &Entry) -> Result<(), ExportError> {
-        match &entry.kind {
-            EntryKind::Symlink { .. } => {
-                self.0.insert(entry.path_bytes());
-            }
-            EntryKind::Hardlink { target_path, .. } if !self.0.is_empty() => {
-                let through = target_path
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, b)| **b == b'/')
-                    .map(|(i, _)| &target_path[..i])
-                    .find(|prefix| self.0.contains(*prefix));
-                if let Some(link) = through {
-                    let why = format!(
-                        "its target {} passes through the symlink {}; refusing to write it",
-                        shown(target_path),
-                        shown(link)
-                    );
-                    return Err(damaged(&entry.path_bytes(), io::Error::other(why)));
-                }
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-}
-
 /// The regular files of the archive so far, by the offset of their FILENAME (increasing in
 /// archive order) with a hash of their path: a hardlink must name one of them by both, or
-/// `tar -x` would fail on it (or link whatever it extracted under that name before).
+/// `tar -x` would fail on it, link whatever it extracted under that name before, or follow a
+/// symlink of the archive to a file outside the extraction directory.
 /// 16 bytes per regular file.
 #[derive(Default)]
 struct Files(Vec<(u64, u64)>);
