@@ -87,7 +87,12 @@ fn backup_args_for(h: &Harness, op: &str, time: i64) -> (String, Vec<String>) {
         "backup image" => ("vm", "img", format!("drive-scsi0.img:{image}"), None),
         "backup tree (legacy)" => ("host", "legacy", format!("root.pxar:{tree}"), None),
         "backup tree (data)" => ("host", "data", format!("root.pxar:{tree}"), Some("data")),
-        _ => ("host", "metadata", format!("root.pxar:{tree}"), Some("metadata")),
+        _ => (
+            "host",
+            "metadata",
+            format!("root.pxar:{tree}"),
+            Some("metadata"),
+        ),
     };
     let mut args = vec![
         "-q".to_string(),
@@ -162,22 +167,16 @@ impl Harness {
         self.expected.insert(name, content);
     }
 
-    /// The snapshots the store lists, which must be exactly those recorded (minus the ones
-    /// `gone` allows to have vanished), each verifying and restoring to what it held.
-    fn check(&mut self, what: &str, may_vanish: &[String]) {
-        let listed = self.store.snapshot_names(None);
-        self.check_listed(what, &listed, may_vanish);
-    }
-
-    /// As [`Harness::check`]; restores only the snapshots of groups starting with `only`
-    /// (a backup touches its own group; verify covers the chunks of all).
-    fn check_listed(&mut self, what: &str, listed: &[String], may_vanish: &[String]) {
-        self.check_some(what, listed, may_vanish, "")
-    }
-
+    /// The snapshots the store lists (`listed`) must be exactly those recorded, but for the
+    /// ones `may_vanish` allows to have gone; each verifies, and those of groups starting with
+    /// `only` restore to what they held (a backup touches its own group only; verify covers the
+    /// chunks of all).
     fn check_some(&mut self, what: &str, listed: &[String], may_vanish: &[String], only: &str) {
         for name in listed {
-            assert!(self.expected.contains_key(name), "{what}: unknown snapshot {name} listed");
+            assert!(
+                self.expected.contains_key(name),
+                "{what}: unknown snapshot {name} listed"
+            );
         }
         for name in self.expected.keys() {
             assert!(
@@ -187,7 +186,12 @@ impl Harness {
         }
         self.expected.retain(|name, _| listed.contains(name));
         let verify = self.store.run(["-q", "verify", "--all"]);
-        assert_eq!(verify.code, 0, "{what}: verify failed: {}", verify.stdout_text());
+        assert_eq!(
+            verify.code,
+            0,
+            "{what}: verify failed: {}",
+            verify.stdout_text()
+        );
         for (name, content) in &self.expected {
             if !name.starts_with(only) {
                 continue;
@@ -213,7 +217,9 @@ impl Harness {
         assert_eq!(run.code, 0, "{what}: gc failed: {}", run.stderr);
         let leftovers = leftovers(&self.store.path);
         assert!(leftovers.is_empty(), "{what}: gc left {leftovers:?}");
-        let all = self.store.run(["--output-format", "json", "snapshots", "--all"]);
+        let all = self
+            .store
+            .run(["--output-format", "json", "snapshots", "--all"]);
         let rows = all.json();
         let unfinished: Vec<_> = rows
             .as_array()
@@ -221,7 +227,10 @@ impl Harness {
             .iter()
             .filter(|r| r["finished"] == false)
             .collect();
-        assert!(unfinished.is_empty(), "{what}: unfinished snapshots left: {unfinished:?}");
+        assert!(
+            unfinished.is_empty(),
+            "{what}: unfinished snapshots left: {unfinished:?}"
+        );
     }
 
     /// Keeps at most two snapshots of each group with more, so the store and the checks
@@ -230,7 +239,12 @@ impl Harness {
         let listed = self.store.snapshot_names(None);
         for op in self.ops.clone() {
             let group = group_of(op);
-            if listed.iter().filter(|n| n.starts_with(&format!("{group}/"))).count() > 2 {
+            if listed
+                .iter()
+                .filter(|n| n.starts_with(&format!("{group}/")))
+                .count()
+                > 2
+            {
                 self.store
                     .run(["-q", "prune", group, "--keep-last", "2"])
                     .ok();
@@ -300,18 +314,24 @@ fn hammer(
     mut finish: impl FnMut(&mut Harness, &[String]),
 ) {
     let kills = kills_per_operation();
-    let span = span.max(Duration::from_millis(20));
+    // The moments are drawn from [0, span); the span adapts so that about half the kills land
+    // while the command still runs (a run may be shorter than the one measured).
+    let mut span = span.max(Duration::from_millis(5));
     let mut struck = 0;
     let mut attempts = 0;
     while struck < kills {
         attempts += 1;
-        assert!(attempts < kills * 20, "{op}: too few kills struck a running process");
+        assert!(
+            attempts < kills * 20,
+            "{op}: too few kills struck a running process"
+        );
         let plan = prepare(h);
-        // Within the first 90% of an uninterrupted run, so most kills strike a running process.
-        let range = span.as_micros() as u64 * 9 / 10 + 1;
-        let delay = Duration::from_micros(rng.next_u64() % range);
+        let delay = Duration::from_micros(rng.next_u64() % (span.as_micros() as u64 + 1));
         if kill_after(&h.store, &plan.args, delay) {
             struck += 1;
+            span = span.mul_f64(1.1);
+        } else {
+            span = span.mul_f64(0.7).max(Duration::from_millis(2));
         }
         let what = format!("{op}, kill {struck} after {delay:?} (seed {})", seed());
         let listed = h.store.snapshot_names(None);
@@ -370,7 +390,11 @@ fn killed_backups_never_damage_the_store() {
 
 #[test]
 fn killed_maintenance_never_damages_the_store() {
-    let mut h = Harness::new(&["backup image", "backup tree (legacy)", "backup tree (metadata)"]);
+    let mut h = Harness::new(&[
+        "backup image",
+        "backup tree (legacy)",
+        "backup tree (metadata)",
+    ]);
     let mut rng = XorShift::new(seed() ^ 0xa5a5);
     let gc = vec!["-q".to_string(), "gc".into(), "--cutoff".into(), "0".into()];
 
@@ -422,7 +446,10 @@ fn killed_maintenance_never_damages_the_store() {
             h.backup("backup tree (metadata)");
             let names = h.store.snapshot_names(Some("host/metadata"));
             let keep = names.last().cloned();
-            let vanish = names.into_iter().filter(|n| Some(n) != keep.as_ref()).collect();
+            let vanish = names
+                .into_iter()
+                .filter(|n| Some(n) != keep.as_ref())
+                .collect();
             Plan {
                 may_vanish: vanish,
                 ..Plan::new(prune("host/metadata"))
@@ -484,10 +511,18 @@ fn killed_maintenance_never_damages_the_store() {
         |h, args| {
             h.store.run(args).ok();
             let run = target.run(["-q", "verify", "--all"]);
-            assert_eq!(run.code, 0, "the sync target does not verify: {}", run.stdout_text());
+            assert_eq!(
+                run.code,
+                0,
+                "the sync target does not verify: {}",
+                run.stdout_text()
+            );
             let source = h.store.snapshot_names(None);
             let copied = target.snapshot_names(None);
-            assert!(source.iter().all(|s| copied.contains(s)), "sync left out snapshots");
+            assert!(
+                source.iter().all(|s| copied.contains(s)),
+                "sync left out snapshots"
+            );
             target.run(["-q", "gc", "--cutoff", "0"]).ok();
             assert!(leftovers(&target.path).is_empty());
         },
