@@ -483,17 +483,15 @@ impl DecodeState {
     fn payload_ref(&mut self, b: &[u8]) -> Result<EntryKind, Kind> {
         crate::metadata::check_len("PAYLOAD_REF", b, 16)?;
         let r = PayloadRef::from_bytes(b);
-        let fits = r.offset >= format::PAYLOAD_START_SIZE
-            && r.offset.checked_add(format::HEADER_SIZE + r.size).is_some()
-            && r.size <= u64::MAX - format::HEADER_SIZE;
-        if !fits {
+        let end = format::HEADER_SIZE
+            .checked_add(r.size)
+            .and_then(|n| r.offset.checked_add(n));
+        let Some(end) = end.filter(|_| r.offset >= format::PAYLOAD_START_SIZE) else {
             return Err(Kind::PayloadRef {
                 offset: r.offset,
                 size: r.size,
             });
-        }
-        // `fits` checked that the end does not overflow.
-        let end = r.offset + format::HEADER_SIZE + r.size;
+        };
         if !self.payloads.claim(r.offset, end) {
             return Err(Kind::PayloadOverlap {
                 offset: r.offset,
