@@ -140,10 +140,15 @@ fn main() -> ExitCode {
             let percent = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1.0);
             tree::mutate(dir, percent, num(4, 2))
         }
+        (Some("mutate-any"), Some(dir)) => {
+            let percent = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1.0);
+            tree::mutate_any(dir, percent, num(4, 2))
+        }
         _ => {
             eprintln!(
                 "usage: stowage-bench-gen image OUT [SIZE_MIB [SEED]] | mutate FILE [PERCENT [SEED]] \
-                 | tree DIR [TOTAL_MIB [SEED]] | mutate-tree DIR [PERCENT [SEED]] | store DIR [CHUNKS [SNAPSHOTS]]"
+                 | tree DIR [TOTAL_MIB [SEED]] | mutate-tree DIR [PERCENT [SEED]] | mutate-any DIR [PERCENT [SEED]] \
+                 | store DIR [CHUNKS [SNAPSHOTS]]"
             );
             return ExitCode::from(2);
         }

@@ -103,3 +103,61 @@ pub fn mutate(root: &str, percent: f64, seed: u64) -> io::Result<()> {
     println!("{changed_bytes}");
     Ok(())
 }
+
+/// Every regular file below `dir`, sorted by path (symlinks are not followed).
+fn regular_files(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            regular_files(&entry.path(), out)?;
+        } else if kind.is_file() {
+            out.push(entry.path());
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites a range (up to 64 KiB) inside `percent` % of the regular files of any tree, chosen
+/// evenly through the sorted list with `seed`, and prints the bytes changed. Files that cannot
+/// be written (read-only, or one name of a file several names share) are skipped.
+pub fn mutate_any(root: &str, percent: f64, seed: u64) -> io::Result<()> {
+    let mut files = Vec::new();
+    regular_files(Path::new(root), &mut files)?;
+    let mut rng = Rng(seed ^ 0xa11);
+    let text = Text::new(&mut rng);
+    let count =
+        ((files.len() as f64 * percent / 100.0).round() as usize).clamp(1, files.len().max(1));
+    let stride = (files.len() / count).max(1);
+    let (mut changed, mut changed_bytes) = (0usize, 0u64);
+    let mut buf = vec![0u8; 64 * 1024];
+    for k in 0..count {
+        let Some(path) = files.get(k * stride + (rng.next() % stride as u64) as usize) else {
+            continue;
+        };
+        let Ok(mut file) = OpenOptions::new().read(true).write(true).open(path) else {
+            continue;
+        };
+        let len = file.metadata()?.len();
+        let n = (len as usize).min(buf.len());
+        let at = if len as usize > n {
+            rng.next() % (len - n as u64)
+        } else {
+            0
+        };
+        file.seek(SeekFrom::Start(at))?;
+        let got = file.read(&mut buf[..n])?;
+        text.fill(&mut rng, &mut buf[..got]);
+        file.seek(SeekFrom::Start(at))?;
+        file.write_all(&buf[..got])?;
+        changed += 1;
+        changed_bytes += got as u64;
+    }
+    eprintln!(
+        "changed {changed} of {} files, {changed_bytes} bytes",
+        files.len()
+    );
+    println!("{changed_bytes}");
+    Ok(())
+}
