@@ -7,7 +7,6 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
-use nix::dir::Dir;
 use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
 use nix::sys::stat::{fstat, fstatat, major, minor, FileStat, Mode};
@@ -78,7 +77,7 @@ pub fn capture_hinted(
     hint: Option<FileType>,
 ) -> Result<Captured, CaptureError> {
     let Some(expected @ (FileType::Regular | FileType::Directory)) = hint else {
-        return capture(dir, name);
+        return capture(dir, name); // a symlink, or a type the listing did not tell
     };
     let Ok(fd) = open_entry(dir, name, expected) else {
         return capture(dir, name);
@@ -92,25 +91,43 @@ pub fn capture_hinted(
     }
 }
 
-/// As [`capture_hinted`], for change detection: a regular file is only stat'ed, not opened,
-/// when its status has not changed since `since` (the previous snapshot's time) and the kernel
-/// can tell without opening it that it has no extended attributes (then it has no ACL and no
-/// file capabilities either). [`Captured::fd`] is then `None`; a file that turns
-/// out to need reading is opened with [`capture_hinted`], which captures it again. Two system
-/// calls per unchanged file instead of four. Anything else goes to [`capture_hinted`].
+/// As [`capture_hinted`], for change detection: a regular file whose status has not changed
+/// since `since` (the previous snapshot's time) is only stat'ed: one system call. Its extended
+/// attributes, ACL and file capabilities are not read and come back empty: nothing of them can
+/// have changed since the previous snapshot recorded them (setting any of them, like every
+/// status change, moves `ctime` on), so the caller compares this metadata with the previous
+/// entry's and, should that have had any, finds a difference and captures the file again,
+/// opened, with [`capture_hinted`] (as for a file that turns out to need reading).
+/// [`Captured::fd`] is then `None`. Anything else goes to [`capture_hinted`].
 pub fn capture_unopened(
     dir: BorrowedFd<'_>,
     name: &OsStr,
     hint: Option<FileType>,
     since: Option<i64>,
 ) -> Result<Captured, CaptureError> {
+    capture_unopened_with(dir, name, hint, since, None)
+}
+
+/// As [`capture_unopened`], with the `statx` of the entry when it was already done (see
+/// `prestat.rs`).
+pub(crate) fn capture_unopened_with(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    hint: Option<FileType>,
+    since: Option<i64>,
+    done: Option<crate::prestat::Stat>,
+) -> Result<Captured, CaptureError> {
     if hint != Some(FileType::Regular) {
         return capture_hinted(dir, name, hint);
     }
-    let Ok(cname) = std::ffi::CString::new(name.as_bytes()) else {
-        return capture_hinted(dir, name, hint);
+    let stat = match done {
+        Some(stat) => stat,
+        None => match std::ffi::CString::new(name.as_bytes()) {
+            Ok(cname) => statx_at(dir, &cname),
+            Err(_) => None,
+        },
     };
-    let Some((st, flags)) = statx_at(dir, &cname) else {
+    let Some((st, flags)) = stat else {
         return capture_hinted(dir, name, hint);
     };
     if file_type_of(&st, Path::new(name)).ok() != Some(FileType::Regular) {
@@ -119,9 +136,6 @@ pub fn capture_unopened(
     // Changed since the previous snapshot (chattr +A, say, which `statx` does not show): the
     // open descriptor tells everything.
     if since.is_none_or(|t| st.st_ctime >= t) {
-        return capture_hinted(dir, name, hint);
-    }
-    if xattr::has_none_at(dir, &cname) != Some(true) {
         return capture_hinted(dir, name, hint);
     }
     let mut stat = stat_of(&st);
@@ -146,10 +160,80 @@ pub fn capture_unopened(
     })
 }
 
+/// What the previous snapshot recorded of an entry, beyond its stat.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub metadata: Metadata,
+    pub symlink_target: Option<Vec<u8>>,
+}
+
+/// For change detection: a directory or symlink whose status has not changed since `since`
+/// (the previous snapshot's time) takes its extended attributes, ACL, inode flags and, for a
+/// symlink, its target from what the previous snapshot recorded (`previous`, asked with the
+/// stat it has now, answering only if that matches): none of them can have changed without
+/// moving `ctime` on. A directory is opened and stat'ed (its entries are read next), a symlink
+/// only stat'ed: the reads of its attributes and target are saved. Anything else, or an entry
+/// the previous snapshot does not have as it is now, is captured the usual way.
+pub fn capture_recorded(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    hint: Option<FileType>,
+    since: i64,
+    previous: &mut dyn FnMut(FileType, &Stat) -> Option<Recorded>,
+) -> Result<Captured, CaptureError> {
+    let (fd, st) = match hint {
+        Some(FileType::Directory) => {
+            let Ok(fd) = open_entry(dir, name, FileType::Directory) else {
+                return capture(dir, name);
+            };
+            match fstat(&fd) {
+                Ok(st) => (Some(fd), st),
+                Err(_) => return capture(dir, name),
+            }
+        }
+        Some(FileType::Symlink) => {
+            let Ok(cname) = std::ffi::CString::new(name.as_bytes()) else {
+                return capture(dir, name);
+            };
+            match statx_at(dir, &cname) {
+                Some((st, _)) => (None, st),
+                None => return capture(dir, name),
+            }
+        }
+        _ => return capture_hinted(dir, name, hint),
+    };
+    let file_type = match file_type_of(&st, Path::new(name)) {
+        Ok(t) if Some(t) == hint => t,
+        _ => return capture(dir, name),
+    };
+    let recorded = match st.st_ctime < since {
+        true => previous(file_type, &stat_of(&st)),
+        false => None,
+    };
+    let Some(recorded) = recorded else {
+        return finish_capture(dir, name, file_type, fd, st);
+    };
+    if file_type == FileType::Symlink && recorded.symlink_target.is_none() {
+        return finish_capture(dir, name, file_type, fd, st);
+    }
+    Ok(Captured {
+        metadata: recorded.metadata,
+        file_type,
+        size: 0,
+        symlink_target: recorded.symlink_target,
+        device: None,
+        dev: st.st_dev,
+        ino: st.st_ino,
+        nlink: st.st_nlink,
+        ctime: time(st.st_ctime, st.st_ctime_nsec),
+        fd,
+    })
+}
+
 /// `statx` of `name` in `dir` (not followed), as a stat, with the inode flags `statx` shows
 /// (the others only the ioctl on an open file reads: a file with one of them looks changed to
 /// change detection and is captured again, opened).
-fn statx_at(dir: BorrowedFd<'_>, name: &std::ffi::CStr) -> Option<(FileStat, u64)> {
+pub(crate) fn statx_at(dir: BorrowedFd<'_>, name: &std::ffi::CStr) -> Option<(FileStat, u64)> {
     use std::os::fd::AsRawFd;
     // SAFETY: an all-zero statx is a valid value to be overwritten.
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
@@ -246,31 +330,81 @@ fn finish_capture(
 }
 
 /// The entries of the directory open at `dir`, without `.` and `..`, sorted by their raw bytes
-/// (the order pxar requires), each with the type the listing gives when it is a regular file or
-/// a directory (a hint for [`capture_hinted`]). Reads through a fresh descriptor, so `dir` is not
-/// consumed.
+/// (the order pxar requires), each with the type the listing gives when it is a regular file, a
+/// directory or a symlink (a hint for [`capture_hinted`]). Lists from the start, whatever was
+/// read of `dir` before.
 pub fn read_dir_sorted(
     dir: BorrowedFd<'_>,
 ) -> Result<Vec<(OsString, Option<FileType>)>, CaptureError> {
+    nix::unistd::lseek(dir, 0, nix::unistd::Whence::SeekSet)
+        .map_err(|e| CaptureError::from_errno(Path::new("."), "list directory", e))?;
+    read_fresh_dir_sorted(dir)
+}
+
+/// [`read_dir_sorted`] of a descriptor nothing has read yet (the walker's, freshly opened): one
+/// system call less per directory. It leaves `dir` at the end of the listing.
+pub(crate) fn read_fresh_dir_sorted(
+    dir: BorrowedFd<'_>,
+) -> Result<Vec<(OsString, Option<FileType>)>, CaptureError> {
     let here = Path::new(".");
-    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-    let mut d = Dir::openat(dir, ".", flags, Mode::empty())
-        .map_err(|e| CaptureError::from_errno(here, "open directory", e))?;
     let mut names = Vec::new();
-    for entry in d.iter() {
-        let entry = entry.map_err(|e| CaptureError::from_errno(here, "list directory", e))?;
-        let name = entry.file_name().to_bytes();
-        if name != b"." && name != b".." {
-            let hint = match entry.file_type() {
-                Some(nix::dir::Type::File) => Some(FileType::Regular),
-                Some(nix::dir::Type::Directory) => Some(FileType::Directory),
-                _ => None,
-            };
-            names.push((OsString::from_vec(name.to_vec()), hint));
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = getdents(dir, &mut buf)
+            .map_err(|e| CaptureError::from_errno(here, "list directory", e))?;
+        if n == 0 {
+            break;
+        }
+        for (name, d_type) in DirentIter(&buf[..n]) {
+            if name != b"." && name != b".." {
+                let hint = match d_type {
+                    libc::DT_REG => Some(FileType::Regular),
+                    libc::DT_DIR => Some(FileType::Directory),
+                    libc::DT_LNK => Some(FileType::Symlink),
+                    _ => None,
+                };
+                names.push((OsString::from_vec(name.to_vec()), hint));
+            }
         }
     }
     names.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     Ok(names)
+}
+
+/// `getdents64` on `dir` from its current position; the bytes filled.
+fn getdents(dir: BorrowedFd<'_>, buf: &mut [u8]) -> nix::Result<usize> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the buffer is valid for writing `buf.len()` bytes.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_getdents64,
+            dir.as_raw_fd(),
+            buf.as_mut_ptr(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(nix::Error::last());
+    }
+    Ok(n as usize)
+}
+
+/// The (name, type) records of a `getdents64` buffer: `d_ino` (8 bytes), `d_off` (8),
+/// `d_reclen` (2), `d_type` (1), then the name up to a NUL within `d_reclen`.
+struct DirentIter<'a>(&'a [u8]);
+
+impl<'a> Iterator for DirentIter<'a> {
+    type Item = (&'a [u8], u8);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let reclen = u16::from_ne_bytes([*self.0.get(16)?, *self.0.get(17)?]) as usize;
+        let record = self.0.get(..reclen).filter(|_| reclen > 19)?;
+        self.0 = &self.0[reclen..];
+        let d_type = record[18];
+        let name = &record[19..];
+        let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+        Some((&name[..len], d_type))
+    }
 }
 
 fn time(secs: i64, nanos: i64) -> Mtime {
@@ -444,7 +578,7 @@ mod tests {
     const FUTURE: Option<i64> = Some(i64::MAX);
 
     #[test]
-    fn an_unopened_capture_has_the_metadata_of_a_full_one() {
+    fn an_unopened_capture_has_the_stat_of_a_full_one_and_no_attributes() {
         let t = tempdir();
         std::fs::write(t.path().join("plain"), b"hello").unwrap();
         std::fs::write(t.path().join("tagged"), b"hello").unwrap();
@@ -459,34 +593,18 @@ mod tests {
             let full = capture(dir.as_fd(), name).unwrap();
             let lazy =
                 capture_unopened(dir.as_fd(), name, Some(FileType::Regular), FUTURE).unwrap();
-            assert_eq!(lazy.metadata, full.metadata, "{name:?}");
+            assert!(lazy.fd.is_none(), "{name:?} was opened");
+            assert_eq!(lazy.metadata.stat, full.metadata.stat, "{name:?}");
+            assert!(lazy.metadata.xattrs.is_empty());
             assert_eq!(
                 (lazy.size, lazy.ino, lazy.nlink),
                 (full.size, full.ino, full.nlink)
             );
+            // A file with attributes differs from its full capture, so change detection, which
+            // compares with the previous snapshot's entry, reads it again.
+            let differs = tagged.is_ok() && name == "tagged";
+            assert_eq!(lazy.metadata != full.metadata, differs, "{name:?}");
         }
-        // A file with attributes is opened and read the usual way (when the file system could
-        // store the attribute at all).
-        if tagged.is_ok() {
-            let lazy = capture_unopened(
-                dir.as_fd(),
-                OsStr::new("tagged"),
-                Some(FileType::Regular),
-                FUTURE,
-            );
-            assert!(lazy.unwrap().fd.is_some());
-        }
-        // Without attributes, the file is opened only where the kernel cannot tell that
-        // without opening it (before Linux 6.13).
-        let plain = capture_unopened(
-            dir.as_fd(),
-            OsStr::new("plain"),
-            Some(FileType::Regular),
-            FUTURE,
-        );
-        let name = std::ffi::CString::new("plain").unwrap();
-        let kernel_knows = crate::xattr::has_none_at(dir.as_fd(), &name).is_some();
-        assert_eq!(plain.unwrap().fd.is_none(), kernel_knows);
         // A file whose status changed since the previous snapshot is opened.
         let recent = capture_unopened(
             dir.as_fd(),
@@ -591,7 +709,7 @@ mod tests {
                 assert_eq!(*hint, want, "{name:?}");
             }
         }
-        // The caller's descriptor is untouched: a second listing sees the same.
+        // A second listing through the same descriptor sees the same.
         assert_eq!(read_dir_sorted(dir.as_fd()).unwrap().len(), 7);
     }
 

@@ -14,17 +14,22 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
-use stowage_archive::{Encoder, FileType, LinkOffset, Metadata};
+use stowage_archive::{Encoder, FileType, LinkOffset, Metadata, Stat};
 use stowage_format::CatalogWriter;
 
-use crate::capture::{capture, capture_hinted, capture_unopened, read_dir_sorted, Captured};
+use crate::capture::{
+    capture, capture_hinted, capture_recorded, capture_unopened_with, read_fresh_dir_sorted,
+    Captured, Recorded,
+};
 use crate::exclude::Excludes;
+use crate::prestat::{DirStats, Prestat};
 use crate::select::{Selected, Selection};
-use crate::CreateError;
+use crate::{CaptureError, CreateError};
 
 /// What to leave out of an archive.
 #[derive(Default)]
@@ -87,7 +92,9 @@ fn is_virtual(fd: &OwnedFd) -> bool {
 
 struct Frame {
     /// `None` for a directory whose contents are left out.
-    fd: Option<OwnedFd>,
+    fd: Option<Arc<OwnedFd>>,
+    /// The stats a helper takes of its regular files ahead of the walker (change detection).
+    stats: Option<Arc<DirStats>>,
     /// Entries, sorted, with the type the listing gave for files and directories.
     names: Vec<(OsString, Option<FileType>)>,
     next: usize,
@@ -100,6 +107,9 @@ struct Frame {
     inside: bool,
     /// The device that `one_file_system` keeps to below this directory.
     dev: u64,
+    /// The device this directory itself is on: a subdirectory on another one is a mount point,
+    /// whose file system type is checked (one on the same device has this one's type).
+    own_dev: u64,
 }
 
 /// Where an entry stands in the walk.
@@ -136,6 +146,12 @@ pub trait PayloadReuse {
     fn previous_time(&self) -> Option<i64> {
         None
     }
+
+    /// What the previous snapshot recorded of the directory or symlink `path`, if it holds one
+    /// of type `file_type` whose stat (mode, owner, mtime) equals `stat`.
+    fn recorded(&mut self, _path: &[u8], _file_type: FileType, _stat: &Stat) -> Option<Recorded> {
+        None
+    }
 }
 
 struct Walk<'a, W: Write, P: Write, C: Write> {
@@ -148,6 +164,8 @@ struct Walk<'a, W: Write, P: Write, C: Write> {
     root_dev: u64,
     links: HashMap<(u64, u64), (Vec<u8>, LinkOffset)>,
     buf: Vec<u8>,
+    /// With change detection: stats files ahead of the walker on another thread.
+    prestat: Option<Prestat>,
 }
 
 /// Opens the root of a backup and captures its metadata, for [`Encoder::new`].
@@ -189,7 +207,9 @@ pub fn create_split_archive<'a, W: Write, P: Write, C: Write>(
             why: "not a directory".into(),
         });
     };
+    let prestat = reuse.is_some().then(Prestat::start);
     let mut walk = Walk {
+        prestat,
         encoder,
         catalog,
         reuse,
@@ -221,12 +241,21 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
             Some(s) => s.decide(b"") == Selected::Inside,
         };
         let root_dev = self.root_dev;
-        let mut stack = vec![self.open_frame(root, Vec::new(), inside, root_dev)];
+        // Below a virtual root every directory is checked, as below a mount point.
+        let own_dev = match is_virtual(&root) {
+            true => u64::MAX,
+            false => root_dev,
+        };
+        let mut stack = vec![self.open_frame(root, Vec::new(), inside, (root_dev, own_dev))];
         while let Some(frame) = stack.last_mut() {
-            let Some((name, hint)) = frame.names.get(frame.next).cloned() else {
+            // Each name is used once, in order: taken out rather than copied.
+            let Some((name, hint)) = frame.names.get_mut(frame.next).map(std::mem::take) else {
                 let done = stack.pop();
                 if let Some(done) = done {
                     self.options.excludes.truncate(done.rules_before);
+                    if let Some(stats) = done.stats {
+                        stats.finish();
+                    }
                 }
                 if !stack.is_empty() {
                     self.encoder.finish_directory()?;
@@ -236,6 +265,7 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
                 }
                 continue;
             };
+            let index = frame.next;
             frame.next += 1;
             let path = join(&frame.path, name.as_bytes());
             let Some(dir) = frame.fd.as_ref() else {
@@ -249,11 +279,8 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
                     Selected::Outside => continue,
                 },
             };
-            // With change detection, a file is only stat'ed until it must be read.
-            let captured = match self.reuse.as_deref().map(|r| r.previous_time()) {
-                Some(since) => capture_unopened(dir.as_fd(), &name, hint, since),
-                None => capture_hinted(dir.as_fd(), &name, hint),
-            };
+            let done = frame.stats.as_ref().and_then(|s| s.take(index));
+            let captured = self.capture_entry(dir.as_fd(), &name, hint, &path, done);
             let captured = match captured {
                 Ok(c) => c,
                 Err(e) => {
@@ -262,11 +289,37 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
                     continue;
                 }
             };
-            if let Some(child) = self.add_entry(dir.as_fd(), &name, path, captured, place)? {
+            let mount_point = captured.dev != frame.own_dev;
+            let entry = (path, captured, place, mount_point);
+            if let Some(child) = self.add_entry(dir.as_fd(), &name, entry)? {
                 stack.push(child);
             }
         }
         Ok(())
+    }
+
+    /// Captures one entry. With change detection a file is only stat'ed until it must be read
+    /// (`done`: the stat a helper already took), and an unchanged directory or symlink takes what
+    /// the previous snapshot recorded of it instead of reading its attributes again.
+    fn capture_entry(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        hint: Option<FileType>,
+        path: &[u8],
+        done: Option<crate::prestat::Stat>,
+    ) -> Result<Captured, CaptureError> {
+        let Some(reuse) = self.reuse.as_deref_mut() else {
+            return capture_hinted(dir, name, hint);
+        };
+        let since = reuse.previous_time();
+        match (hint, since) {
+            (Some(FileType::Directory | FileType::Symlink), Some(since)) => {
+                let mut previous = |t: FileType, stat: &Stat| reuse.recorded(path, t, stat);
+                capture_recorded(dir, name, hint, since, &mut previous)
+            }
+            _ => capture_unopened_with(dir, name, hint, since, done),
+        }
     }
 
     fn warning(&mut self, message: String) {
@@ -275,9 +328,11 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
     }
 
     /// Reads a directory's names (and its `.pxarexclude`) for the walk.
-    fn open_frame(&mut self, fd: OwnedFd, path: Vec<u8>, inside: bool, dev: u64) -> Frame {
+    /// `devs`: the device `one_file_system` keeps to, and the directory's own.
+    fn open_frame(&mut self, fd: OwnedFd, path: Vec<u8>, inside: bool, devs: (u64, u64)) -> Frame {
+        let (dev, own_dev) = devs;
         let rules_before = self.options.excludes.len();
-        let names = match read_dir_sorted(fd.as_fd()) {
+        let names = match read_fresh_dir_sorted(fd.as_fd()) {
             Ok(n) => n,
             Err(e) => {
                 self.warning(format!("{}/: {e}", String::from_utf8_lossy(&path)));
@@ -287,14 +342,21 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
         if names.iter().any(|(n, _)| n.as_bytes() == b".pxarexclude") {
             self.read_exclude_file(&fd, &path);
         }
+        let fd = Arc::new(fd);
+        let stats = self
+            .prestat
+            .as_ref()
+            .map(|p| p.directory(fd.clone(), &names));
         Frame {
             fd: Some(fd),
+            stats,
             names,
             next: 0,
             path,
             rules_before,
             inside,
             dev,
+            own_dev,
         }
     }
 
@@ -329,13 +391,13 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
     }
 
     /// Adds one entry; returns the frame to descend into for a directory.
+    /// Adds one entry: its path, what was captured of it, where it stands in the walk, and
+    /// whether it lies on another device than its directory.
     fn add_entry(
         &mut self,
         dir: BorrowedFd<'_>,
         os_name: &OsStr,
-        path: Vec<u8>,
-        c: Captured,
-        place: Place,
+        (path, c, place, mount_point): (Vec<u8>, Captured, Place, bool),
     ) -> Result<Option<Frame>, CreateError> {
         let name = os_name.as_bytes();
         let is_dir = c.file_type == FileType::Directory;
@@ -364,11 +426,11 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
                     Place::Below(dev) => (true, dev),
                 };
                 let foreign = inside && self.options.one_file_system && c.dev != dev;
-                if foreign || is_virtual(&fd) {
+                if foreign || (mount_point && is_virtual(&fd)) {
                     self.stats.excluded += 1;
                     return Ok(Some(self.empty_frame(path)));
                 }
-                return Ok(Some(self.open_frame(fd, path, inside, dev)));
+                return Ok(Some(self.open_frame(fd, path, inside, (dev, c.dev))));
             }
             FileType::Regular => self.add_file(dir, os_name, path, c)?,
             FileType::Symlink => {
@@ -405,12 +467,14 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
     fn empty_frame(&self, path: Vec<u8>) -> Frame {
         Frame {
             fd: None,
+            stats: None,
             names: Vec::new(),
             next: 0,
             path,
             rules_before: self.options.excludes.len(),
             inside: true,
             dev: self.root_dev,
+            own_dev: self.root_dev,
         }
     }
 

@@ -22,13 +22,14 @@ mod error;
 pub mod exclude;
 mod parallel;
 pub mod posix_acl;
+mod prestat;
 pub mod restore;
 pub mod select;
 mod writer;
 mod xattr;
 
 pub use apply::RestoreStats;
-pub use capture::{capture, read_dir_sorted, Captured};
+pub use capture::{capture, read_dir_sorted, Captured, Recorded};
 pub use create::{
     create_archive, create_split_archive, open_root, CreateOptions, CreateStats, PayloadReuse, Warn,
 };

@@ -71,55 +71,6 @@ fn raw_get(h: Handle<'_>, name: &CStr, buf: &mut [u8]) -> io::Result<usize> {
     })
 }
 
-/// `listxattrat(2)` (Linux 6.13): lists an entry's attributes by directory and name, without
-/// opening it. The number is the same on every architecture that has it.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-const SYS_LISTXATTRAT: libc::c_long = 465;
-
-/// Set once the kernel said it has no `listxattrat`.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-static NO_LISTXATTRAT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Whether the entry `name` of `dir` (not followed if a symlink) has no extended attributes at
-/// all, asked without opening it; `None` when the kernel cannot answer that (before 6.13) or
-/// the answer is not a plain yes or no (an error: the caller captures the usual way and reports
-/// it from there).
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-pub(crate) fn has_none_at(dir: BorrowedFd<'_>, name: &CStr) -> Option<bool> {
-    use std::sync::atomic::Ordering;
-    if NO_LISTXATTRAT.load(Ordering::Relaxed) {
-        return None;
-    }
-    // SAFETY: `name` is NUL-terminated; a null list of size 0 asks only for the size.
-    let n = unsafe {
-        libc::syscall(
-            SYS_LISTXATTRAT,
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW as libc::c_uint,
-            std::ptr::null_mut::<c_void>(),
-            0usize,
-        )
-    };
-    if n >= 0 {
-        return Some(n == 0);
-    }
-    // ENOSYS: an older kernel; EPERM: a seccomp filter that refuses system calls it does not
-    // know (container runtimes before 6.13).
-    if matches!(
-        io::Error::last_os_error().raw_os_error(),
-        Some(libc::ENOSYS | libc::EPERM)
-    ) {
-        NO_LISTXATTRAT.store(true, Ordering::Relaxed);
-    }
-    None
-}
-
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-pub(crate) fn has_none_at(_dir: BorrowedFd<'_>, _name: &CStr) -> Option<bool> {
-    None
-}
-
 /// Bytes tried first: most attribute lists and values fit, so one call reads them.
 const FIRST_TRY: usize = 1024;
 

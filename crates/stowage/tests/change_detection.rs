@@ -167,3 +167,55 @@ fn data_mode_writes_split_archives_without_reuse() {
         fs::read(src.join("big.bin")).unwrap()
     );
 }
+
+/// With real backup times (the previous snapshot's time is when an unchanged file's status must
+/// predate): an unchanged file is re-referenced whether or not it has extended attributes, and
+/// an attribute set after the previous snapshot is seen (it moves the file's ctime on).
+#[test]
+fn attributes_of_unchanged_files_are_kept_and_new_ones_are_seen() {
+    let store = Store::new();
+    let src = store.work.join("xattr-src");
+    fs::create_dir_all(&src).unwrap();
+    for name in ["plain", "tagged", "later"] {
+        fs::write(src.join(name), name.repeat(1000)).unwrap();
+    }
+    if common::tree::lset(&src.join("tagged"), "user.a", b"1").is_err() {
+        eprintln!("skipped: this file system takes no user.* attributes");
+        return;
+    }
+    let spec = format!("root.pxar:{}", src.display());
+    let backup = || {
+        let run = store.run([
+            "--output-format=json",
+            "-q",
+            "backup",
+            spec.as_str(),
+            "--backup-type=host",
+            "--backup-id=x",
+            MODE,
+        ]);
+        run.ok();
+        run.json()
+    };
+    backup();
+    let second = backup();
+    assert_eq!(second["archives"][0]["tree"]["reused"], 3, "{second}");
+    common::tree::lset(&src.join("later"), "user.b", b"2").unwrap();
+    let third = backup();
+    assert_eq!(third["archives"][0]["tree"]["reused"], 2, "{third}");
+    let out = store.file("xattr-restored");
+    let snapshot = third["snapshot"].as_str().unwrap();
+    store
+        .run(["restore", snapshot, "root.pxar", out.to_str().unwrap()])
+        .ok();
+    let attrs = |name: &str| common::tree::lxattrs(&out.join(name));
+    assert_eq!(
+        attrs("tagged").get("user.a").map(Vec::as_slice),
+        Some(&b"1"[..])
+    );
+    assert_eq!(
+        attrs("later").get("user.b").map(Vec::as_slice),
+        Some(&b"2"[..])
+    );
+    assert!(attrs("plain").is_empty());
+}

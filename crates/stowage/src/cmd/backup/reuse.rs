@@ -10,17 +10,17 @@
 //! random-access positions.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::rc::Rc;
 
 use anyhow::{Context, Result};
 use crossbeam_channel::{bounded, Receiver, Sender};
-use stowage_archive::{Decoder, EntryKind, Event, Metadata, Payload};
+use stowage_archive::{Decoder, EntryKind, Event, FileType, Metadata, Payload, Stat};
 use stowage_core::{ChunkLayout, PayloadWriter, RestoreCounters};
 use stowage_datastore::Datastore;
 use stowage_format::DynamicIndex;
-use stowage_fs::PayloadReuse;
+use stowage_fs::{PayloadReuse, Recorded};
 use stowage_types::{ArchiveName, SnapshotRef};
 
 use crate::archive_stream::with_stream;
@@ -28,10 +28,17 @@ use crate::archive_stream::with_stream;
 /// Size of a PAYLOAD item header in the payload stream.
 const PAYLOAD_HEADER: u64 = 16;
 
+/// An entry of the previous metadata stream: a file with its payload reference, or a directory
+/// or symlink (what change detection needs of them is their metadata and target).
 struct PreviousFile {
     metadata: Metadata,
-    size: u64,
-    offset: u64,
+    kind: Kind,
+}
+
+enum Kind {
+    File { size: u64, offset: u64 },
+    Directory,
+    Symlink { target: Vec<u8> },
 }
 
 /// Files sent from the loader to the walker at a time.
@@ -45,19 +52,25 @@ type Batch = Result<Vec<(Vec<u8>, PreviousFile)>, String>;
 /// on a thread of its own while the walk runs: files arrive in archive order, which is the
 /// walk's order, so a lookup waits only until the loader has passed the path it asks for.
 pub struct PreviousArchive {
-    files: HashMap<Vec<u8>, PreviousFile>,
+    /// Files received and not yet asked for, in walk order.
+    files: VecDeque<(Vec<u8>, PreviousFile)>,
     incoming: Option<Receiver<Batch>>,
-    /// The last path received, in walk order.
-    reached: Vec<u8>,
     payload: DynamicIndex,
     name: String,
     /// When the previous snapshot was taken (Unix seconds).
     time: i64,
 }
 
-/// `a` before `b` in walk order: depth first, names in byte order within each directory.
+/// `a` before `b` in walk order: depth first, names in byte order within each directory. That
+/// is byte order with `/` below every other byte (names hold no NUL): at the first difference a
+/// `/` ends a component that is a prefix of the other one, and a path that ends first is an
+/// ancestor of the other, or its last component a prefix of the other's.
 fn walk_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
-    a.split(|c| *c == b'/').cmp(b.split(|c| *c == b'/'))
+    let rank = |c: u8| if c == b'/' { 0 } else { c };
+    match a.iter().zip(b).position(|(x, y)| x != y) {
+        Some(i) => rank(a[i]).cmp(&rank(b[i])),
+        None => a.len().cmp(&b.len()),
+    }
 }
 
 /// The stored names of a split archive: `root.pxar` -> `root.mpxar`, `root.ppxar`.
@@ -83,22 +96,27 @@ fn load_files(
         let mut decoder = Decoder::new(stream);
         while let Some(event) = decoder.next_event().with_context(|| what.to_string())? {
             let Event::Entry(entry) = event else { continue };
-            if let EntryKind::File {
-                size,
-                payload: Payload::Ref(r),
-            } = entry.kind
-            {
-                let file = PreviousFile {
-                    metadata: entry.metadata,
+            let kind = match entry.kind {
+                EntryKind::File {
+                    size,
+                    payload: Payload::Ref(r),
+                } => Kind::File {
                     size,
                     offset: r.offset,
-                };
-                batch.push((entry.path.join(&b'/'), file));
-                if batch.len() == BATCH {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                    if tx.send(Ok(full)).is_err() {
-                        return Ok(()); // the walk is over
-                    }
+                },
+                EntryKind::Directory if !entry.path.is_empty() => Kind::Directory,
+                EntryKind::Symlink { target } => Kind::Symlink { target },
+                _ => continue,
+            };
+            let file = PreviousFile {
+                metadata: entry.metadata,
+                kind,
+            };
+            batch.push((entry.path.join(&b'/'), file));
+            if batch.len() == BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                if tx.send(Ok(full)).is_err() {
+                    return Ok(()); // the walk is over
                 }
             }
         }
@@ -135,26 +153,30 @@ impl PreviousArchive {
             })
             .context("cannot start a thread")?;
         Ok(Some(PreviousArchive {
-            files: HashMap::new(),
+            files: VecDeque::new(),
             incoming: Some(rx),
-            reached: Vec::new(),
             payload,
             name: what,
             time: base.time.epoch(),
         }))
     }
 
-    /// The previous entry of `path`, once the loader has got that far.
-    fn take(&mut self, path: &[u8]) -> Option<PreviousFile> {
-        while walk_order(&self.reached, path).is_le() {
-            let Some(rx) = &self.incoming else { break };
-            match rx.recv() {
-                Ok(Ok(batch)) => {
-                    if let Some((last, _)) = batch.last() {
-                        self.reached = last.clone();
-                    }
-                    self.files.extend(batch);
+    /// The previous entry of `path`, once the loader has got that far. The walk asks in walk
+    /// order, so entries before `path` (files that are gone) are dropped on the way; the entry
+    /// itself stays until a later path is asked for (the walker may ask again for the same file,
+    /// with the metadata of the opened file).
+    fn find(&mut self, path: &[u8]) -> Option<&PreviousFile> {
+        loop {
+            while let Some((front, _)) = self.files.front() {
+                match walk_order(front, path) {
+                    std::cmp::Ordering::Less => drop(self.files.pop_front()),
+                    std::cmp::Ordering::Equal => return self.files.front().map(|(_, f)| f),
+                    std::cmp::Ordering::Greater => return None,
                 }
+            }
+            let rx = self.incoming.as_ref()?;
+            match rx.recv() {
+                Ok(Ok(batch)) => self.files.extend(batch),
                 Ok(Err(e)) => {
                     eprintln!(
                         "warning: {}: {e}; files not found before this point are read again",
@@ -165,7 +187,6 @@ impl PreviousArchive {
                 Err(_) => self.incoming = None, // all of it received
             }
         }
-        self.files.remove(path)
     }
 
     /// The chunk of the previous payload stream holding byte `offset`.
@@ -205,17 +226,21 @@ pub struct Reuser {
     previous: PreviousArchive,
     payload: SharedPayload,
     run: Option<Run>,
-    /// Where each previous chunk appended so far starts in the new stream (the latest copy).
-    placed: HashMap<usize, u64>,
+    /// Where each previous chunk appended so far starts in the new stream (the latest copy),
+    /// by the chunk's place in the previous index; `NOT_PLACED` for chunks not appended.
+    placed: Vec<u64>,
 }
+
+const NOT_PLACED: u64 = u64::MAX;
 
 impl Reuser {
     pub fn new(previous: PreviousArchive, payload: SharedPayload) -> Reuser {
+        let placed = vec![NOT_PLACED; previous.payload.entries.len()];
         Reuser {
             previous,
             payload,
             run: None,
-            placed: HashMap::new(),
+            placed,
         }
     }
 
@@ -226,7 +251,7 @@ impl Reuser {
         for k in from..=to {
             let (_, len, digest) = self.previous.payload.chunk(k);
             chunks.push((*digest, len as u32));
-            self.placed.insert(k, at);
+            self.placed[k] = at;
             at += len as u64;
         }
         self.payload.0.borrow_mut().inject(&chunks)?;
@@ -237,10 +262,10 @@ impl Reuser {
     /// they do: a file whose neighbour changed is then referenced there instead of appending the
     /// same chunks again (which would make the stream, and every restore, larger).
     fn placed_run(&self, first: usize, last: usize) -> Option<u64> {
-        let start = *self.placed.get(&first)?;
+        let start = *self.placed.get(first).filter(|&&at| at != NOT_PLACED)?;
         let mut expected = start;
         for k in first..=last {
-            if self.placed.get(&k) != Some(&expected) {
+            if self.placed.get(k) != Some(&expected) {
                 return None;
             }
             expected += self.previous.payload.chunk(k).1 as u64;
@@ -257,22 +282,26 @@ impl PayloadReuse for Reuser {
         size: u64,
         position: u64,
     ) -> io::Result<Option<(u64, u64)>> {
-        let Some(old) = self.previous.take(path) else {
+        let Some(old) = self.previous.find(path) else {
             return Ok(None);
         };
-        if old.size != size || old.metadata != *metadata {
-            // Kept: the walker may ask again with the metadata of the opened file.
-            self.previous.files.insert(path.to_vec(), old);
+        let Kind::File {
+            size: old_size,
+            offset: old_offset,
+        } = old.kind
+        else {
+            return Ok(None);
+        };
+        if old_size != size || old.metadata != *metadata {
             return Ok(None);
         }
-        let end = old.offset + PAYLOAD_HEADER + size;
+        let end = old_offset + PAYLOAD_HEADER + size;
         let (Some(first), Some(last)) = (
-            self.previous.chunk_of(old.offset),
+            self.previous.chunk_of(old_offset),
             self.previous.chunk_of(end - 1),
         ) else {
             return Ok(None); // the previous index does not cover it: read the file instead
         };
-        let old_offset = old.offset;
         if let Some(start) = self.placed_run(first, last) {
             let first_start = self.previous.payload.chunk(first).0;
             return Ok(Some((start + old_offset - first_start, 0)));
@@ -309,5 +338,43 @@ impl PayloadReuse for Reuser {
 
     fn previous_time(&self) -> Option<i64> {
         Some(self.previous.time)
+    }
+
+    fn recorded(&mut self, path: &[u8], file_type: FileType, stat: &Stat) -> Option<Recorded> {
+        let old = self.previous.find(path)?;
+        let symlink_target = match (&old.kind, file_type) {
+            (Kind::Directory, FileType::Directory) => None,
+            (Kind::Symlink { target }, FileType::Symlink) => Some(target.clone()),
+            _ => return None,
+        };
+        // The stat as it is now, but for the inode flags, which only the recorded one has.
+        let same = Stat {
+            flags: old.metadata.stat.flags,
+            ..*stat
+        } == old.metadata.stat;
+        same.then(|| Recorded {
+            metadata: old.metadata.clone(),
+            symlink_target,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::walk_order;
+
+    #[test]
+    fn walk_order_is_depth_first_with_names_in_byte_order() {
+        let by_components =
+            |a: &[u8], b: &[u8]| a.split(|c| *c == b'/').cmp(b.split(|c| *c == b'/'));
+        let paths: [&[u8]; 12] = [
+            b"", b"a", b"a/b", b"a/b/c", b"a.b", b"a-b/x", b"ab", b"a/bc", b"a/b.c", b"b", b"a0/z",
+            b"\xff/a",
+        ];
+        for a in paths {
+            for b in paths {
+                assert_eq!(walk_order(a, b), by_components(a, b), "{a:?} {b:?}");
+            }
+        }
     }
 }
