@@ -18,6 +18,7 @@ mod error;
 pub mod event;
 pub mod format;
 pub mod goodbye;
+mod links;
 pub mod metadata;
 
 pub use decoder::{
@@ -28,6 +29,7 @@ pub use encoder::{Encoder, FileWriter, Format};
 pub use error::{DecodeError, DecodeErrorKind, EncodeError};
 pub use format::{FileType, LinkOffset, NameError, PayloadRef};
 pub use goodbye::{GoodbyeError, GoodbyeItem, GoodbyeTable};
+pub use links::{HardlinkCheck, HardlinkError};
 pub use metadata::{
     Acl, AclDefault, AclGroup, AclGroupObj, AclUser, Device, Metadata, Mtime, Stat, Xattr,
 };

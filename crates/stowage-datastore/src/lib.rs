@@ -22,6 +22,7 @@ mod snapshots;
 mod sync;
 mod upid;
 mod verify;
+mod verify_structure;
 mod writer;
 mod writers;
 

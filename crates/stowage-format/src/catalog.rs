@@ -31,6 +31,10 @@ pub const MAGIC: [u8; 8] = [145, 253, 96, 249, 196, 103, 88, 213];
 /// Longest entry name PBS reads back (its reader refuses 4096 bytes or more).
 pub const MAX_NAME_LEN: usize = 4095;
 
+/// The largest catalog stowage reads (it is read into memory whole): 1 GiB, some 40 million
+/// entries. An index declaring more is refused before anything is fetched.
+pub const MAX_CATALOG_SIZE: u64 = 1 << 30;
+
 /// What an entry is, with the data the catalog keeps for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CatalogEntryKind {

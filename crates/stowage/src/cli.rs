@@ -352,6 +352,10 @@ pub struct VerifyArgs {
     /// whole days old (implies --ignore-verified)
     #[arg(long, value_name = "DAYS")]
     pub outdated_after: Option<u64>,
+    /// Check chunks, indexes and blobs only, as PBS does, without decoding the file-tree
+    /// archives and catalogs (about half the time for legacy file-tree snapshots)
+    #[arg(long)]
+    pub chunks_only: bool,
 }
 
 #[derive(Args, Debug)]

@@ -27,7 +27,8 @@ use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 
 use ::tar::{Builder, EntryType, Header};
 use stowage_archive::{
-    check_payload_header, Decoder, Entry, EntryKind, Event, FileType, Metadata, Payload, PayloadRef,
+    check_payload_header, Decoder, Entry, EntryKind, Event, FileType, HardlinkCheck, Metadata,
+    Payload, PayloadRef,
 };
 use stowage_fs::posix_acl;
 
@@ -91,10 +92,14 @@ pub fn pxar_to_tar<R: Read, W: Write>(
     });
     let result = (|| {
         let mut stats = TarStats::default();
-        let mut files = Files::default();
+        let mut links = HardlinkCheck::new();
         while let Some(event) = decoder.next_event()? {
             if let Event::Entry(entry) = event {
-                files.check(&entry)?;
+                // A hardlink to anything but an earlier regular file of the archive would make
+                // `tar -x` link a file outside the extraction directory, or fail.
+                links
+                    .check(&entry)
+                    .map_err(|e| damaged(&entry.path_bytes(), io::Error::other(e.to_string())))?;
                 let source = payloads
                     .as_mut()
                     .map(|p| &mut **p as &mut dyn PayloadSource);
@@ -118,51 +123,6 @@ pub fn pxar_to_tar<R: Read, W: Write>(
             builder.get_mut().poisoned = true; // dropping the builder must not end the stream
             Err(e)
         }
-    }
-}
-
-/// The regular files of the archive so far, by the offset of their FILENAME (increasing in
-/// archive order) with a hash of their path: a hardlink must name one of them by both, or
-/// `tar -x` would fail on it, link whatever it extracted under that name before, or follow a
-/// symlink of the archive to a file outside the extraction directory.
-/// 16 bytes per regular file.
-#[derive(Default)]
-struct Files(Vec<(u64, u64)>);
-
-impl Files {
-    fn hash(path: &[u8]) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::hash::DefaultHasher::new();
-        path.hash(&mut h);
-        h.finish()
-    }
-
-    fn check(&mut self, entry: &Entry) -> Result<(), ExportError> {
-        match &entry.kind {
-            EntryKind::File { .. } => {
-                if let Some(offset) = entry.filename_offset {
-                    self.0.push((offset.0, Self::hash(&entry.path_bytes())));
-                }
-            }
-            EntryKind::Hardlink {
-                target_path,
-                target,
-            } => {
-                let found = self
-                    .0
-                    .binary_search_by_key(&target.0, |f| f.0)
-                    .is_ok_and(|i| self.0[i].1 == Self::hash(target_path));
-                if !found {
-                    let why = format!(
-                        "its target {} is not a regular file earlier in the archive",
-                        shown(target_path)
-                    );
-                    return Err(damaged(&entry.path_bytes(), io::Error::other(why)));
-                }
-            }
-            _ => {}
-        }
-        Ok(())
     }
 }
 

@@ -5,7 +5,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use stowage_format::catalog::CatalogEntryKind;
+use stowage_format::catalog::{CatalogEntryKind, MAX_CATALOG_SIZE};
 use stowage_format::{CatalogError, CatalogReader};
 use stowage_types::{ArchiveName, ErrorClass};
 
@@ -14,9 +14,6 @@ use crate::cli::GlobalOpts;
 use crate::exit::{fail, OK};
 use crate::output::print_json;
 use crate::repo;
-
-/// The largest catalog read (1 GiB: some 40 million entries).
-const MAX_CATALOG: u64 = 1 << 30;
 
 fn kind_letter(kind: &CatalogEntryKind) -> char {
     match kind {
@@ -46,7 +43,7 @@ pub fn run(g: &GlobalOpts, snapshot: &str, find: Option<&OsStr>) -> Result<i32> 
     // The catalog is read into memory whole: its index may not ask for more than a catalog of
     // tens of millions of entries takes (a few index entries of one repeated chunk can declare
     // any size).
-    if index.size() > MAX_CATALOG {
+    if index.size() > MAX_CATALOG_SIZE {
         return Err(fail(
             ErrorClass::Verification,
             format!(
@@ -54,7 +51,7 @@ pub fn run(g: &GlobalOpts, snapshot: &str, find: Option<&OsStr>) -> Result<i32> 
                  may have here",
                 name.stored_name(),
                 index.size(),
-                MAX_CATALOG
+                MAX_CATALOG_SIZE
             ),
         ));
     }

@@ -88,6 +88,7 @@ pub fn run(g: &GlobalOpts, args: VerifyArgs) -> Result<i32> {
         threads: super::threads(g),
         ignore_verified: args.ignore_verified || args.outdated_after.is_some(),
         outdated_after: args.outdated_after,
+        structure: !args.chunks_only,
     };
     let report = store.verify_across(&snapshots, &opts, &progress);
     reporter.finish();
