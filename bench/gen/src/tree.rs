@@ -85,23 +85,29 @@ pub fn mutate(root: &str, percent: f64, seed: u64) -> io::Result<()> {
     for k in 0..count {
         let path = file_path(root, k * stride + (rng.next() % stride as u64) as usize);
         let mut file = OpenOptions::new().read(true).write(true).open(&path)?;
-        let len = file.metadata()?.len();
-        let n = (len as usize).min(buf.len());
-        let at = if len as usize > n {
-            rng.next() % (len - n as u64)
-        } else {
-            0
-        };
-        file.seek(SeekFrom::Start(at))?;
-        let got = file.read(&mut buf[..n])?;
-        text.fill(&mut rng, &mut buf[..got]);
-        file.seek(SeekFrom::Start(at))?;
-        file.write_all(&buf[..got])?;
-        changed_bytes += got as u64;
+        changed_bytes += rewrite_range(&mut file, &mut rng, &text, &mut buf)?;
     }
     eprintln!("changed {count} files, {changed_bytes} bytes");
     println!("{changed_bytes}");
     Ok(())
+}
+
+/// Rewrites a range of up to `buf.len()` bytes at a random place in `file` with new text; the
+/// bytes rewritten.
+fn rewrite_range(file: &mut File, rng: &mut Rng, text: &Text, buf: &mut [u8]) -> io::Result<u64> {
+    let len = file.metadata()?.len();
+    let n = (len as usize).min(buf.len());
+    let at = if len as usize > n {
+        rng.next() % (len - n as u64)
+    } else {
+        0
+    };
+    file.seek(SeekFrom::Start(at))?;
+    let got = file.read(&mut buf[..n])?;
+    text.fill(rng, &mut buf[..got]);
+    file.seek(SeekFrom::Start(at))?;
+    file.write_all(&buf[..got])?;
+    Ok(got as u64)
 }
 
 /// Every regular file below `dir`, sorted by path (symlinks are not followed).
@@ -139,20 +145,8 @@ pub fn mutate_any(root: &str, percent: f64, seed: u64) -> io::Result<()> {
         let Ok(mut file) = OpenOptions::new().read(true).write(true).open(path) else {
             continue;
         };
-        let len = file.metadata()?.len();
-        let n = (len as usize).min(buf.len());
-        let at = if len as usize > n {
-            rng.next() % (len - n as u64)
-        } else {
-            0
-        };
-        file.seek(SeekFrom::Start(at))?;
-        let got = file.read(&mut buf[..n])?;
-        text.fill(&mut rng, &mut buf[..got]);
-        file.seek(SeekFrom::Start(at))?;
-        file.write_all(&buf[..got])?;
         changed += 1;
-        changed_bytes += got as u64;
+        changed_bytes += rewrite_range(&mut file, &mut rng, &text, &mut buf)?;
     }
     eprintln!(
         "changed {changed} of {} files, {changed_bytes} bytes",

@@ -26,12 +26,7 @@ fn run_with(store: &Store, args: &[String], inj: Option<&Injection>) -> Run {
     if let Some(inj) = inj {
         inj.apply(&mut cmd);
     }
-    cmd.args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let child = cmd.spawn().expect("spawn stowage");
-    let out = wait_child(child, DEADLINE, &format!("stowage {args:?} with {inj:?}"));
-    Run::from_output(args.to_vec(), out)
+    run_cmd_timed(cmd, args, DEADLINE)
 }
 
 fn strs(args: &[&str]) -> Vec<String> {

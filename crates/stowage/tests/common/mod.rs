@@ -176,6 +176,26 @@ where
     run_cmd(stowage(), args, None)
 }
 
+/// Runs `cmd` with `args` (no stdin), killing it and failing the test if it takes longer than
+/// `deadline` (a hang).
+#[track_caller]
+pub fn run_cmd_timed<I, S>(mut cmd: Command, args: I, deadline: Duration) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let args: Vec<String> = args
+        .into_iter()
+        .map(|a| a.as_ref().to_string_lossy().into_owned())
+        .collect();
+    cmd.args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().expect("spawn stowage");
+    let out = wait_child(child, deadline, &format!("stowage {args:?}"));
+    Run::from_output(args, out)
+}
+
 /// Runs `cmd` with `args`, feeding `input` on stdin when given.
 pub fn run_cmd<I, S>(mut cmd: Command, args: I, input: Option<&[u8]>) -> Run
 where
@@ -247,17 +267,7 @@ impl Store {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let args: Vec<String> = args
-            .into_iter()
-            .map(|a| a.as_ref().to_string_lossy().into_owned())
-            .collect();
-        let mut cmd = self.cmd();
-        cmd.args(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let child = cmd.spawn().expect("spawn stowage");
-        let out = wait_child(child, deadline, &format!("stowage {args:?}"));
-        Run::from_output(args, out)
+        run_cmd_timed(self.cmd(), args, deadline)
     }
 
     /// The binary with `--repository <store>` already given.
