@@ -19,6 +19,7 @@ mod manifest_update;
 mod namespaces;
 mod prune;
 mod snapshots;
+mod stream;
 mod sync;
 mod upid;
 mod verify;

@@ -52,7 +52,7 @@ impl GroupLock {
         let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|_| {
             DatastoreError::Locked {
                 what: format!("backup group {group}"),
-                why: "another backup, forget or prune of this group is running; wait for it to finish".into(),
+                why: "another backup, sync, forget or prune of this group is running (or garbage collection is removing an unfinished snapshot of it for a moment); wait for it to finish".into(),
             }
         })?;
         Ok(GroupLock { _lock: lock })

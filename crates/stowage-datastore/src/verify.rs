@@ -171,7 +171,7 @@ impl Datastore {
         let mut report = VerifyReport::default();
         let mut good: HashSet<Digest> = HashSet::new();
         // Checksums of the archives whose structure was checked (and found sound) this run.
-        let mut decoded: HashSet<Digest> = HashSet::new();
+        let mut decoded: HashSet<(Digest, Option<Digest>)> = HashSet::new();
         // Bad digests, with their place in `report.bad_chunks`.
         let mut bad: HashMap<Digest, usize> = HashMap::new();
         for (view, snapshot) in snapshots {

@@ -11,34 +11,51 @@
 //! entry.
 
 use std::collections::HashSet;
-use std::io::Read;
 
 use stowage_archive::{Decoder, EntryKind, Event, HardlinkCheck, Payload};
-use stowage_core::{pipe, restore_image, RestoreCounters};
+use stowage_core::{PipelineError, RestoreCounters};
 use stowage_format::catalog::MAX_CATALOG_SIZE;
 use stowage_format::{CatalogReader, DynamicIndex, Manifest};
 use stowage_types::{ArchiveName, Digest, SnapshotRef};
 
 use crate::Datastore;
 
-/// Pieces of 1 MiB the fetch may run ahead of the decoder.
-const PIPE_PIECES: usize = 8;
+/// A problem found, as verify reports it.
+struct Problem(String);
+
+impl From<PipelineError> for Problem {
+    fn from(e: PipelineError) -> Self {
+        Problem(e.to_string())
+    }
+}
+
+impl From<String> for Problem {
+    fn from(e: String) -> Self {
+        Problem(e)
+    }
+}
 
 impl Datastore {
     /// The problems of the file-tree archives and catalog of `snapshot` (empty: none). An
-    /// archive whose checksum is in `sound` was found sound before and is not decoded again;
-    /// those found sound now are added.
+    /// archive found sound before (`sound`: by its index's checksum, and that of the payload
+    /// index for a split archive, whose check depends on it) is not decoded again; those found
+    /// sound now are added.
     pub(crate) fn check_structure(
         &self,
         snapshot: &SnapshotRef,
         manifest: &Manifest,
         threads: usize,
-        sound: &mut HashSet<Digest>,
+        sound: &mut HashSet<(Digest, Option<Digest>)>,
     ) -> Vec<String> {
         let mut errors = Vec::new();
         for file in &manifest.files {
             let name = &file.filename;
-            if sound.contains(&file.csum) {
+            let payload_csum = name
+                .strip_suffix(".mpxar.didx")
+                .and_then(|stem| manifest.file(&format!("{stem}.ppxar.didx")))
+                .map(|p| p.csum);
+            let key = (file.csum, payload_csum);
+            if sound.contains(&key) {
                 continue;
             }
             // Named as users name the archive (`root.pxar`, split or not).
@@ -64,7 +81,7 @@ impl Datastore {
             };
             match result {
                 Ok(()) => {
-                    sound.insert(file.csum);
+                    sound.insert(key);
                 }
                 Err(e) => errors.push(format!("{shown}: {e}")),
             }
@@ -91,7 +108,8 @@ impl Datastore {
         payload_size: Option<u64>,
         threads: usize,
     ) -> Result<(), String> {
-        self.with_stream(index, threads, |stream| {
+        let counters = RestoreCounters::default();
+        let checked = self.with_stream(index, "archive", threads, &counters, |stream| {
             let mut decoder = Decoder::new(stream);
             let mut links = HardlinkCheck::new();
             let mut buf = vec![0u8; 64 * 1024];
@@ -107,30 +125,31 @@ impl Datastore {
                         match decoder.read_payload(&mut buf) {
                             Ok(0) => break,
                             Ok(_) => {}
-                            Err(e) => return Err(format!("{}: {e}", path())),
+                            Err(e) => return Err(Problem(format!("{}: {e}", path()))),
                         }
                     },
                     (Payload::Ref(r), Some(size)) => {
                         let end = r.offset.checked_add(16).and_then(|e| e.checked_add(r.size));
                         if end.is_none_or(|end| end > size) {
-                            return Err(format!(
+                            return Err(Problem(format!(
                                 "{}: its contents ({} bytes at offset {}) lie beyond the payload stream ({size} bytes)",
                                 path(),
                                 r.size,
                                 r.offset
-                            ));
+                            )));
                         }
                     }
                     (Payload::Ref(_), None) => {
-                        return Err(format!(
+                        return Err(Problem(format!(
                             "{}: refers to a payload stream the archive does not have",
                             path()
-                        ))
+                        )))
                     }
                 }
             }
             Ok(())
-        })
+        });
+        checked.map_err(|Problem(e)| e)
     }
 
     fn walk_catalog(&self, index: &DynamicIndex, threads: usize) -> Result<(), String> {
@@ -140,57 +159,13 @@ impl Datastore {
                 index.size()
             ));
         }
-        let mut bytes = Vec::with_capacity(index.size() as usize);
-        restore_image(
-            index,
-            self.chunk_store(),
-            &mut bytes,
-            "catalog",
-            threads,
-            (threads * 4).max(8),
-            &RestoreCounters::default(),
-        )
-        .map_err(|e| e.to_string())?;
+        let bytes = self
+            .read_stream(index, "catalog", threads)
+            .map_err(|e| e.to_string())?;
         let reader = CatalogReader::new(&bytes).map_err(|e| e.to_string())?;
         for item in reader.walk() {
             item.map_err(|e| e.to_string())?;
         }
         Ok(())
-    }
-
-    /// Runs `consume` on the stream of `index`, fetched and checked on helper threads.
-    fn with_stream(
-        &self,
-        index: &DynamicIndex,
-        threads: usize,
-        consume: impl FnOnce(&mut dyn Read) -> Result<(), String>,
-    ) -> Result<(), String> {
-        let (mut writer, mut reader) = pipe(PIPE_PIECES);
-        std::thread::scope(|s| {
-            let fetcher = s.spawn(move || {
-                let window = (threads * 4).max(8);
-                let counters = RestoreCounters::default();
-                let result = restore_image(
-                    index,
-                    self.chunk_store(),
-                    &mut writer,
-                    "archive",
-                    threads,
-                    window,
-                    &counters,
-                );
-                if let Err(e) = &result {
-                    writer.fail(std::io::Error::other(e.to_string()));
-                }
-                result
-            });
-            let consumed = consume(&mut reader);
-            drop(reader);
-            match fetcher.join() {
-                Ok(Err(e)) if !e.is_closed_target() => Err(e.to_string()),
-                Ok(_) => consumed,
-                Err(_) => Err("the chunk fetcher panicked".into()),
-            }
-        })
     }
 }

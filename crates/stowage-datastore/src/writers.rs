@@ -16,7 +16,7 @@ use nix::fcntl::{Flock, FlockArg};
 
 use crate::DatastoreError;
 
-const WRITERS_DIR: &str = ".writers";
+pub(crate) const WRITERS_DIR: &str = ".writers";
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
 /// Held for as long as a writer runs; dropping it removes the registration.
@@ -126,8 +126,6 @@ fn parse_registration(name: &str) -> Option<(u128, u32)> {
 pub(crate) fn pending_registration_pid(name: &str) -> Option<u32> {
     parse_registration(name.strip_suffix(".new")?).map(|(_, pid)| pid)
 }
-
-pub(crate) const WRITERS_DIR_NAME: &str = WRITERS_DIR;
 
 #[cfg(test)]
 mod tests {

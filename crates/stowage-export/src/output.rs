@@ -82,6 +82,9 @@ pub struct OutputFile {
     path: PathBuf,
     tmp: PathBuf,
     file: Option<File>,
+    /// It replaces a file (`--overwrite`): once renamed over it, it stays even if the directory
+    /// cannot be made durable (removing it would leave neither).
+    replaces: bool,
 }
 
 impl OutputFile {
@@ -115,6 +118,7 @@ impl OutputFile {
             path: path.to_path_buf(),
             tmp,
             file: Some(file),
+            replaces: path.symlink_metadata().is_ok(),
         })
     }
 
@@ -145,9 +149,11 @@ impl OutputFile {
                 file.sync_all()?;
             }
             fs::rename(&self.tmp, &self.path)?;
-            // Not known to be durable: the output does not stay.
+            // Not known to be durable: a new output does not stay.
             sync_parent(&self.path).inspect_err(|_| {
-                let _ = fs::remove_file(&self.path);
+                if !self.replaces {
+                    let _ = fs::remove_file(&self.path);
+                }
             })
         })();
         if result.is_err() {

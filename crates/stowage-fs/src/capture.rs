@@ -99,17 +99,7 @@ pub fn capture_hinted(
 /// entry's and, should that have had any, finds a difference and captures the file again,
 /// opened, with [`capture_hinted`] (as for a file that turns out to need reading).
 /// [`Captured::fd`] is then `None`. Anything else goes to [`capture_hinted`].
-pub fn capture_unopened(
-    dir: BorrowedFd<'_>,
-    name: &OsStr,
-    hint: Option<FileType>,
-    since: Option<i64>,
-) -> Result<Captured, CaptureError> {
-    capture_unopened_with(dir, name, hint, since, None)
-}
-
-/// As [`capture_unopened`], with the `statx` of the entry when it was already done (see
-/// `prestat.rs`).
+/// `done`: the `statx` of the entry when it was already taken (see `prestat.rs`).
 pub(crate) fn capture_unopened_with(
     dir: BorrowedFd<'_>,
     name: &OsStr,
@@ -592,7 +582,8 @@ mod tests {
             let name = OsStr::new(name);
             let full = capture(dir.as_fd(), name).unwrap();
             let lazy =
-                capture_unopened(dir.as_fd(), name, Some(FileType::Regular), FUTURE).unwrap();
+                capture_unopened_with(dir.as_fd(), name, Some(FileType::Regular), FUTURE, None)
+                    .unwrap();
             assert!(lazy.fd.is_none(), "{name:?} was opened");
             assert_eq!(lazy.metadata.stat, full.metadata.stat, "{name:?}");
             assert!(lazy.metadata.xattrs.is_empty());
@@ -606,19 +597,21 @@ mod tests {
             assert_eq!(lazy.metadata != full.metadata, differs, "{name:?}");
         }
         // A file whose status changed since the previous snapshot is opened.
-        let recent = capture_unopened(
+        let recent = capture_unopened_with(
             dir.as_fd(),
             OsStr::new("plain"),
             Some(FileType::Regular),
             Some(0),
+            None,
         );
         assert!(recent.unwrap().fd.is_some());
         // Whatever the hint, a directory or a missing entry is captured the usual way.
-        let missing = capture_unopened(
+        let missing = capture_unopened_with(
             dir.as_fd(),
             OsStr::new("gone"),
             Some(FileType::Regular),
             FUTURE,
+            None,
         );
         assert!(missing.unwrap_err().is_vanished());
     }

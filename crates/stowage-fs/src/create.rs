@@ -84,10 +84,43 @@ const VIRTUAL_FS: &[i64] = &[
     0x9584_58f6, // hugetlbfs
 ];
 
-fn is_virtual(fd: &OwnedFd) -> bool {
-    nix::sys::statfs::fstatfs(fd)
-        .map(|s| VIRTUAL_FS.contains(&s.filesystem_type().0))
-        .unwrap_or(false)
+/// Local file systems that move a file's `ctime` on with every change of its status: change
+/// detection may trust an unchanged `ctime` there (ext4, xfs, btrfs, tmpfs, zfs, f2fs,
+/// bcachefs). On others (network and FUSE file systems among them) every entry is read.
+const KEEPS_CTIME: &[i64] = &[
+    0xef53,      // ext2/3/4
+    0x5846_5342, // xfs
+    0x9123_683e, // btrfs
+    0x0102_1994, // tmpfs
+    0x2fc1_2fc1, // zfs
+    0xf2f5_2010, // f2fs
+    0xca45_1a4e, // bcachefs
+];
+
+/// What a directory's file system is, for the walk.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FsKind {
+    Virtual,
+    KeepsCtime,
+    Other,
+}
+
+fn fs_kind(fd: &OwnedFd) -> FsKind {
+    match nix::sys::statfs::fstatfs(fd).map(|s| s.filesystem_type().0) {
+        Ok(t) if VIRTUAL_FS.contains(&t) => FsKind::Virtual,
+        Ok(t) if KEEPS_CTIME.contains(&t) => FsKind::KeepsCtime,
+        _ => FsKind::Other,
+    }
+}
+
+/// Where a directory of the walk lies: the device `one_file_system` keeps to, its own device (a
+/// subdirectory on another one is a mount point, whose file system is checked; one on the same
+/// device has this one's), and whether that file system keeps `ctime`.
+#[derive(Clone, Copy)]
+struct FrameFs {
+    dev: u64,
+    own_dev: u64,
+    ctime_kept: bool,
 }
 
 struct Frame {
@@ -105,11 +138,8 @@ struct Frame {
     /// Whether this directory is selected whole (always, without a selection); if not, it is an
     /// ancestor of selected paths and each of its entries is decided by the selection.
     inside: bool,
-    /// The device that `one_file_system` keeps to below this directory.
-    dev: u64,
-    /// The device this directory itself is on: a subdirectory on another one is a mount point,
-    /// whose file system type is checked (one on the same device has this one's type).
-    own_dev: u64,
+    /// Its device, file system, and the device `one_file_system` keeps to below it.
+    fs: FrameFs,
 }
 
 /// Where an entry stands in the walk.
@@ -207,7 +237,11 @@ pub fn create_split_archive<'a, W: Write, P: Write, C: Write>(
             why: "not a directory".into(),
         });
     };
-    let prestat = reuse.is_some().then(Prestat::start);
+    // Only where files are only stat'ed: change detection that may trust `ctime`s.
+    let prestat = reuse
+        .as_ref()
+        .and_then(|r| r.previous_time())
+        .map(|_| Prestat::start());
     let mut walk = Walk {
         prestat,
         encoder,
@@ -241,12 +275,17 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
             Some(s) => s.decide(b"") == Selected::Inside,
         };
         let root_dev = self.root_dev;
-        // Below a virtual root every directory is checked, as below a mount point.
-        let own_dev = match is_virtual(&root) {
-            true => u64::MAX,
-            false => root_dev,
+        let kind = fs_kind(&root);
+        let fs = FrameFs {
+            dev: root_dev,
+            // Below a virtual root every directory is checked, as below a mount point.
+            own_dev: match kind {
+                FsKind::Virtual => u64::MAX,
+                _ => root_dev,
+            },
+            ctime_kept: kind == FsKind::KeepsCtime,
         };
-        let mut stack = vec![self.open_frame(root, Vec::new(), inside, (root_dev, own_dev))];
+        let mut stack = vec![self.open_frame(root, Vec::new(), inside, fs)];
         while let Some(frame) = stack.last_mut() {
             // Each name is used once, in order: taken out rather than copied.
             let Some((name, hint)) = frame.names.get_mut(frame.next).map(std::mem::take) else {
@@ -272,7 +311,7 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
                 continue;
             };
             let place = match (frame.inside, &self.options.selection) {
-                (true, _) | (false, None) => Place::Below(frame.dev),
+                (true, _) | (false, None) => Place::Below(frame.fs.dev),
                 (false, Some(selection)) => match selection.decide(&path) {
                     Selected::Inside => Place::Top,
                     Selected::Ancestor => Place::Ancestor,
@@ -280,7 +319,8 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
                 },
             };
             let done = frame.stats.as_ref().and_then(|s| s.take(index));
-            let captured = self.capture_entry(dir.as_fd(), &name, hint, &path, done);
+            let trust = frame.fs.ctime_kept;
+            let captured = self.capture_entry(dir.as_fd(), &name, (hint, trust), &path, done);
             let captured = match captured {
                 Ok(c) => c,
                 Err(e) => {
@@ -289,8 +329,7 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
                     continue;
                 }
             };
-            let mount_point = captured.dev != frame.own_dev;
-            let entry = (path, captured, place, mount_point);
+            let entry = (path, captured, place, frame.fs);
             if let Some(child) = self.add_entry(dir.as_fd(), &name, entry)? {
                 stack.push(child);
             }
@@ -298,21 +337,22 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
         Ok(())
     }
 
-    /// Captures one entry. With change detection a file is only stat'ed until it must be read
-    /// (`done`: the stat a helper already took), and an unchanged directory or symlink takes what
-    /// the previous snapshot recorded of it instead of reading its attributes again.
+    /// Captures one entry. With change detection on a file system that keeps `ctime` (`trust`),
+    /// a file is only stat'ed until it must be read (`done`: the stat a helper already took), and
+    /// an unchanged directory or symlink takes what the previous snapshot recorded of it instead
+    /// of reading its attributes again.
     fn capture_entry(
         &mut self,
         dir: BorrowedFd<'_>,
         name: &OsStr,
-        hint: Option<FileType>,
+        (hint, trust): (Option<FileType>, bool),
         path: &[u8],
         done: Option<crate::prestat::Stat>,
     ) -> Result<Captured, CaptureError> {
         let Some(reuse) = self.reuse.as_deref_mut() else {
             return capture_hinted(dir, name, hint);
         };
-        let since = reuse.previous_time();
+        let since = reuse.previous_time().filter(|_| trust);
         match (hint, since) {
             (Some(FileType::Directory | FileType::Symlink), Some(since)) => {
                 let mut previous = |t: FileType, stat: &Stat| reuse.recorded(path, t, stat);
@@ -328,9 +368,7 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
     }
 
     /// Reads a directory's names (and its `.pxarexclude`) for the walk.
-    /// `devs`: the device `one_file_system` keeps to, and the directory's own.
-    fn open_frame(&mut self, fd: OwnedFd, path: Vec<u8>, inside: bool, devs: (u64, u64)) -> Frame {
-        let (dev, own_dev) = devs;
+    fn open_frame(&mut self, fd: OwnedFd, path: Vec<u8>, inside: bool, fs: FrameFs) -> Frame {
         let rules_before = self.options.excludes.len();
         let names = match read_fresh_dir_sorted(fd.as_fd()) {
             Ok(n) => n,
@@ -355,8 +393,7 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
             path,
             rules_before,
             inside,
-            dev,
-            own_dev,
+            fs,
         }
     }
 
@@ -391,13 +428,13 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
     }
 
     /// Adds one entry; returns the frame to descend into for a directory.
-    /// Adds one entry: its path, what was captured of it, where it stands in the walk, and
-    /// whether it lies on another device than its directory.
+    /// Adds one entry: its path, what was captured of it, where it stands in the walk, and where
+    /// its directory lies.
     fn add_entry(
         &mut self,
         dir: BorrowedFd<'_>,
         os_name: &OsStr,
-        (path, c, place, mount_point): (Vec<u8>, Captured, Place, bool),
+        (path, c, place, parent): (Vec<u8>, Captured, Place, FrameFs),
     ) -> Result<Option<Frame>, CreateError> {
         let name = os_name.as_bytes();
         let is_dir = c.file_type == FileType::Directory;
@@ -426,11 +463,20 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
                     Place::Below(dev) => (true, dev),
                 };
                 let foreign = inside && self.options.one_file_system && c.dev != dev;
-                if foreign || (mount_point && is_virtual(&fd)) {
+                let kind = match c.dev == parent.own_dev {
+                    true => None, // the parent's file system
+                    false => Some(fs_kind(&fd)),
+                };
+                if foreign || kind == Some(FsKind::Virtual) {
                     self.stats.excluded += 1;
                     return Ok(Some(self.empty_frame(path)));
                 }
-                return Ok(Some(self.open_frame(fd, path, inside, (dev, c.dev))));
+                let fs = FrameFs {
+                    dev,
+                    own_dev: c.dev,
+                    ctime_kept: kind.map_or(parent.ctime_kept, |k| k == FsKind::KeepsCtime),
+                };
+                return Ok(Some(self.open_frame(fd, path, inside, fs)));
             }
             FileType::Regular => self.add_file(dir, os_name, path, c)?,
             FileType::Symlink => {
@@ -473,8 +519,11 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
             path,
             rules_before: self.options.excludes.len(),
             inside: true,
-            dev: self.root_dev,
-            own_dev: self.root_dev,
+            fs: FrameFs {
+                dev: self.root_dev,
+                own_dev: self.root_dev,
+                ctime_kept: false,
+            },
         }
     }
 
@@ -541,7 +590,7 @@ impl<W: Write, P: Write, C: Write> Walk<'_, W, P, C> {
         };
         let c = match c.fd {
             Some(_) => c,
-            // Only stat'ed so far (see `capture_unopened`): open it, take what it is now, and
+            // Only stat'ed so far (see `capture_unopened_with`): open it, take what it is now, and
             // ask again (its inode flags, say, only the open file shows).
             None => match capture_hinted(dir, os_name, Some(FileType::Regular)) {
                 Ok(now) if now.file_type == FileType::Regular => {

@@ -169,6 +169,8 @@ impl Prestat {
         });
         if !dir.names.is_empty() && self.handle.is_some() {
             if let Ok(mut stack) = self.shared.stack.lock() {
+                // Directories the walker has left go now, with their descriptors.
+                stack.retain(|d| !d.done.load(Ordering::Relaxed));
                 stack.push(dir.clone());
                 self.shared.pushed.fetch_add(1, Ordering::Release);
             }

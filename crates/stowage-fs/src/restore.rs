@@ -60,6 +60,10 @@ pub struct Restorer {
     root_plain: bool,
     /// Files left incomplete by a failure, removed when the restorer goes.
     incomplete: Incomplete,
+    /// Hardlinks made while the writer threads may still be writing their target: (link,
+    /// target), both relative to the target directory. A link to a file left incomplete goes
+    /// with it.
+    links: Vec<(PathBuf, PathBuf)>,
 }
 
 const DIR_FLAGS: OFlag = OFlag::O_RDONLY
@@ -89,6 +93,7 @@ impl Restorer {
             creator: Creator::current(),
             root_plain: st.st_mode & libc::S_ISGID == 0,
             incomplete: Incomplete::default(),
+            links: Vec::new(),
         })
     }
 
@@ -315,7 +320,12 @@ impl Restorer {
         // No AT_SYMLINK_FOLLOW: if the target is a symlink, the link is to the symlink itself.
         self.create_with(name, &path, "hardlink", "create hardlink", |dir| {
             linkat(from, last, dir, name, AtFlags::empty())
-        })
+        })?;
+        if self.pool.is_some() {
+            let target = PathBuf::from(OsStr::from_bytes(target_path));
+            self.links.push((path, target));
+        }
+        Ok(())
     }
 
     /// Ends the restore: every entered directory must have been left. `root_metadata`, if
@@ -463,18 +473,23 @@ fn expect_type(
     }
 }
 
-/// Opens the regular file at `path` below `root` for reading, refusing any symlink on the way
-/// or a path leading out (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`).
 /// A restore that ends (failed, or finished with an error) removes the files whose content did
 /// not all arrive: whatever it leaves behind is whole.
 impl Drop for Restorer {
     fn drop(&mut self) {
         // The writer threads finish first: their files are then all accounted for.
         drop(self.pool.take());
-        let incomplete = match self.incomplete.lock() {
+        let mut incomplete = match self.incomplete.lock() {
             Ok(mut list) => std::mem::take(&mut *list),
             Err(_) => return,
         };
+        let linked: Vec<PathBuf> = self
+            .links
+            .iter()
+            .filter(|(_, target)| incomplete.contains(target))
+            .map(|(link, _)| link.clone())
+            .collect();
+        incomplete.extend(linked);
         for path in incomplete {
             let (Some(name), parent) = (path.file_name(), path.parent()) else {
                 continue;
@@ -492,6 +507,8 @@ impl Drop for Restorer {
     }
 }
 
+/// Opens the entry at `path` below `root` for reading, refusing any symlink on the way
+/// or a path leading out (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`).
 fn open_beneath(root: BorrowedFd<'_>, path: &Path) -> Result<OwnedFd, RestoreError> {
     use std::os::fd::{AsRawFd, FromRawFd};
     let cpath = std::ffi::CString::new(path.as_os_str().as_bytes())

@@ -191,8 +191,11 @@ pub fn write_archive(
             .and_then(|()| manifest.write(&path))
             .and_then(|()| o.commit());
         if let Err(e) = committed {
-            for sidecar in [checksum_path(&path), manifest_path(&path)] {
-                let _ = std::fs::remove_file(sidecar);
+            // No checksum or manifest without the output they describe.
+            if path.symlink_metadata().is_err() {
+                for sidecar in [checksum_path(&path), manifest_path(&path)] {
+                    let _ = std::fs::remove_file(sidecar);
+                }
             }
             return Err(e.into());
         }

@@ -2,7 +2,6 @@
 //! codes (see `exit.rs`), and keeps results on stdout and diagnostics on stderr.
 
 mod archive_out;
-mod archive_stream;
 mod cli;
 mod cmd;
 mod exit;

@@ -215,10 +215,11 @@ fn bar_loop(label: &str, probe: &Probe, stop: &AtomicBool) {
         }
         bar.set_position(s.done);
         let stage = s.stage.map(|st| format!("{st}: ")).unwrap_or_default();
+        // Rates averaged over the whole job so far; the share against the total as it stands.
         let text = s.describe(
             started.elapsed(),
             (0, 0, started.elapsed().as_secs_f64()),
-            true,
+            false,
         );
         bar.set_message(format!("{stage}{text}"));
         std::thread::sleep(Duration::from_millis(200));

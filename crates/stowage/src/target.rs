@@ -20,6 +20,9 @@ pub struct SparseFile {
     tmp: PathBuf,
     path: PathBuf,
     done: bool,
+    /// It replaces a file (`--overwrite`): once renamed over it, it stays even if the directory
+    /// cannot be made durable (removing it would leave neither).
+    replaces: bool,
 }
 
 /// A block device or an existing character device: zeros are written out.
@@ -55,11 +58,13 @@ impl Target {
                 fs::rename(&t.tmp, &t.path)?;
                 t.done = true;
                 let dir = t.path.parent().filter(|p| !p.as_os_str().is_empty());
-                // Not known to be durable: the restored file does not stay.
+                // Not known to be durable: a new restored file does not stay.
                 File::open(dir.unwrap_or(Path::new(".")))
                     .and_then(|d| d.sync_all())
                     .inspect_err(|_| {
-                        let _ = fs::remove_file(&t.path);
+                        if !t.replaces {
+                            let _ = fs::remove_file(&t.path);
+                        }
                     })
             }
             _ => Ok(()),
@@ -130,11 +135,13 @@ pub fn open(target: &str, size: u64, overwrite: bool) -> Result<Target> {
         .truncate(true)
         .open(&tmp)
         .map_err(cannot)?;
+    let replaces = fs::symlink_metadata(&path).is_ok();
     Ok(Target::Sparse(SparseFile {
         file,
         tmp,
         path,
         done: false,
+        replaces,
     }))
 }
 

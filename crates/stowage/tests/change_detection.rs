@@ -219,3 +219,68 @@ fn attributes_of_unchanged_files_are_kept_and_new_ones_are_seen() {
     );
     assert!(attrs("plain").is_empty());
 }
+
+/// Unchanged directories and symlinks take what the previous snapshot recorded of them (their
+/// attributes, a symlink's target); changed ones are read again.
+#[test]
+fn unchanged_directories_and_symlinks_keep_their_metadata_and_changes_are_seen() {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    let store = Store::new();
+    let src = store.work.join("dir-src");
+    fs::create_dir_all(src.join("d/inner")).unwrap();
+    fs::write(src.join("a"), b"a").unwrap();
+    fs::write(src.join("b"), b"b").unwrap();
+    symlink("a", src.join("l")).unwrap();
+    if common::tree::lset(&src.join("d"), "user.d", b"1").is_err() {
+        eprintln!("skipped: this file system takes no user.* attributes");
+        return;
+    }
+    let spec = format!("root.pxar:{}", src.display());
+    let backup = || {
+        let run = store.run([
+            "--output-format=json",
+            "-q",
+            "backup",
+            spec.as_str(),
+            "--backup-type=host",
+            "--backup-id=dirs",
+            MODE,
+        ]);
+        run.ok();
+        run.json()["snapshot"].as_str().unwrap().to_string()
+    };
+    let restored = |snapshot: &str, name: &str| {
+        let out = store.file(name);
+        store
+            .run(["restore", snapshot, "root.pxar", out.to_str().unwrap()])
+            .ok();
+        out
+    };
+    backup();
+    let unchanged = restored(&backup(), "unchanged");
+    assert_eq!(
+        common::tree::lxattrs(&unchanged.join("d"))
+            .get("user.d")
+            .map(Vec::as_slice),
+        Some(&b"1"[..])
+    );
+    assert_eq!(fs::read_link(unchanged.join("l")).unwrap(), Path::new("a"));
+
+    fs::set_permissions(src.join("d"), fs::Permissions::from_mode(0o700)).unwrap();
+    common::tree::lset(&src.join("d/inner"), "user.i", b"2").unwrap();
+    fs::remove_file(src.join("l")).unwrap();
+    symlink("b", src.join("l")).unwrap();
+    let changed = restored(&backup(), "changed");
+    let mode = fs::metadata(changed.join("d"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+    assert_eq!(
+        common::tree::lxattrs(&changed.join("d/inner"))
+            .get("user.i")
+            .map(Vec::as_slice),
+        Some(&b"2"[..])
+    );
+    assert_eq!(fs::read_link(changed.join("l")).unwrap(), Path::new("b"));
+}

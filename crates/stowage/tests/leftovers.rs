@@ -182,7 +182,7 @@ fn gc_over_a_corrupt_index_says_once_what_is_wrong_and_removes_nothing() {
     run.expect_code(8);
     let line = run.single_error_line();
     assert!(line.contains("drive-scsi0.img.fidx"), "{line}");
-    assert!(line.contains("removed nothing"), "{line}");
+    assert!(line.contains("removed no chunks"), "{line}");
     assert!(
         !run.stdout_text().contains("emove"),
         "{}",

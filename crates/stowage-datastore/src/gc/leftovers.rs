@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use stowage_format::manifest::MANIFEST_BLOB_NAME;
 
 use crate::lock::GroupLock;
-use crate::writers::{pending_registration_pid, LiveWriters, WRITERS_DIR_NAME};
+use crate::writers::{pending_registration_pid, LiveWriters, WRITERS_DIR};
 use crate::{Datastore, DatastoreError};
 
 const HOUR: i128 = 3600 * 1_000_000_000;
@@ -74,7 +74,7 @@ pub(crate) fn temp_pid(name: &str) -> Option<u32> {
     pid.parse().ok()
 }
 
-fn mtime_nanos(meta: &fs::Metadata) -> i128 {
+pub(crate) fn mtime_nanos(meta: &fs::Metadata) -> i128 {
     meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128
 }
 
@@ -102,7 +102,7 @@ impl Cleanup<'_> {
         let mut out = Cleaned::default();
         let base = self.store.base();
         self.temp_files_in(base, &mut out);
-        self.writer_registrations(&base.join(WRITERS_DIR_NAME), &mut out);
+        self.writer_registrations(&base.join(WRITERS_DIR), &mut out);
         let namespaces = match self.store.all_namespaces() {
             Ok(n) => n,
             Err(e) => {
@@ -172,20 +172,22 @@ impl Cleanup<'_> {
         if newest >= self.unfinished_before {
             return Ok(None);
         }
+        if self.dry_run {
+            // Reported without taking the group's lock: a backup starting now must not find it
+            // held by a collection that removes nothing.
+            return Ok(Some(bytes));
+        }
         let Ok(_lock) = GroupLock::acquire(group_dir, group) else {
             return Ok(None); // a backup, sync or forget of the group runs
         };
         if dir.join(MANIFEST_BLOB_NAME).exists() {
             return Ok(None); // it finished after all
         }
-        if !self.dry_run {
-            match fs::remove_dir_all(dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(DatastoreError::write(dir)(e)),
-            }
+        match fs::remove_dir_all(dir) {
+            Ok(()) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(DatastoreError::write(dir)(e)),
         }
-        Ok(Some(bytes))
     }
 
     /// Dead `.<name>.tmp_<pid>` files of atomic writes in `dir`.

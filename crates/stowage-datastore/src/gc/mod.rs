@@ -209,7 +209,11 @@ impl Datastore {
             missing: marked.missing,
             errors,
             foreign: counts.foreign,
-            removed_temp: counts.removed_temp + cleaned.temp_files,
+            // A sweep that only counted (marking was incomplete) removed no temporary file.
+            removed_temp: match cutoff.dry_run && !options.dry_run {
+                true => cleaned.temp_files,
+                false => counts.removed_temp + cleaned.temp_files,
+            },
             removed_unfinished: cleaned.unfinished,
             warnings: marked.warnings,
             removal_skipped,

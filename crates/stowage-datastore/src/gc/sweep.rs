@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::leftovers::{temp_pid, Liveness};
+use super::leftovers::{mtime_nanos, temp_pid, Liveness};
 use crate::DatastoreError;
 
 const TOMBSTONE: &str = "gc-removing";
@@ -229,8 +229,7 @@ fn remove_stale_temp(path: &Path, name: &str, cutoff: &Cutoff, counts: &mut Swee
     let Ok(meta) = fs::symlink_metadata(path) else {
         return;
     };
-    let mtime = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
-    let dead = cutoff.liveness.is_dead(pid, mtime);
+    let dead = cutoff.liveness.is_dead(pid, mtime_nanos(&meta));
     if meta.is_file() && dead && (cutoff.dry_run || fs::remove_file(path).is_ok()) {
         counts.removed_temp += 1;
         counts.removed_bytes += meta.len();

@@ -9,7 +9,6 @@ use stowage_archive::{Decoder, EntryKind, Event, Payload};
 use stowage_core::RestoreCounters;
 use stowage_types::{ArchiveKind, ArchiveName, ErrorClass};
 
-use crate::archive_stream::with_stream;
 use crate::cli::GlobalOpts;
 use crate::exit::{fail, OK};
 use crate::repo;
@@ -34,72 +33,65 @@ pub fn run(g: &GlobalOpts, snapshot: &str, archive: &str, path: &OsStr) -> Resul
     });
     let counters = RestoreCounters::default();
     let threads = super::threads(g);
-    let found = with_stream(
-        &store,
-        &index,
-        archive.user_name(),
-        threads,
-        &counters,
-        |stream| {
-            let mut decoder = Decoder::new(stream);
-            while let Some(event) = decoder
-                .next_event()
-                .with_context(|| format!("archive {archive}"))?
-            {
-                let Event::Entry(entry) = event else { continue };
-                if entry.path.join(&b'/') != wanted {
-                    continue;
-                }
-                return match entry.kind {
-                    EntryKind::File {
-                        payload: Payload::Ref(r),
-                        ..
-                    } => {
-                        let Some(reader) = payload_reader.as_mut() else {
-                            return Err(fail(
-                                ErrorClass::Verification,
-                                "the archive refers to a payload stream, but there is none",
-                            ));
-                        };
-                        let mut out = std::io::stdout().lock();
-                        super::restore::copy_payload(reader, r, &mut out)
-                            .with_context(|| format!("archive {archive}, file {path}"))?;
-                        out.flush()?;
-                        Ok(true)
-                    }
-                    EntryKind::File { .. } => {
-                        let mut out = std::io::stdout().lock();
-                        let mut buf = vec![0u8; 1 << 20];
-                        loop {
-                            let n = decoder
-                                .read_payload(&mut buf)
-                                .with_context(|| format!("archive {archive}, file {path}"))?;
-                            if n == 0 {
-                                break;
-                            }
-                            out.write_all(&buf[..n]).map_err(|e| {
-                                fail(ErrorClass::Target, format!("cannot write to stdout: {e}"))
-                            })?;
-                        }
-                        out.flush()?;
-                        Ok(true)
-                    }
-                    EntryKind::Hardlink { target_path, .. } => Err(fail(
-                        ErrorClass::NotFound,
-                        format!(
-                            "{path} is a hardlink to {}; cat that path",
-                            String::from_utf8_lossy(&target_path)
-                        ),
-                    )),
-                    _ => Err(fail(
-                        ErrorClass::Usage,
-                        format!("{path} is not a regular file"),
-                    )),
-                };
+    let found = store.with_stream(&index, archive.user_name(), threads, &counters, |stream| {
+        let mut decoder = Decoder::new(stream);
+        while let Some(event) = decoder
+            .next_event()
+            .with_context(|| format!("archive {archive}"))?
+        {
+            let Event::Entry(entry) = event else { continue };
+            if entry.path.join(&b'/') != wanted {
+                continue;
             }
-            Ok(false)
-        },
-    )?;
+            return match entry.kind {
+                EntryKind::File {
+                    payload: Payload::Ref(r),
+                    ..
+                } => {
+                    let Some(reader) = payload_reader.as_mut() else {
+                        return Err(fail(
+                            ErrorClass::Verification,
+                            "the archive refers to a payload stream, but there is none",
+                        ));
+                    };
+                    let mut out = std::io::stdout().lock();
+                    super::restore::copy_payload(reader, r, &mut out)
+                        .with_context(|| format!("archive {archive}, file {path}"))?;
+                    out.flush()?;
+                    Ok(true)
+                }
+                EntryKind::File { .. } => {
+                    let mut out = std::io::stdout().lock();
+                    let mut buf = vec![0u8; 1 << 20];
+                    loop {
+                        let n = decoder
+                            .read_payload(&mut buf)
+                            .with_context(|| format!("archive {archive}, file {path}"))?;
+                        if n == 0 {
+                            break;
+                        }
+                        out.write_all(&buf[..n]).map_err(|e| {
+                            fail(ErrorClass::Target, format!("cannot write to stdout: {e}"))
+                        })?;
+                    }
+                    out.flush()?;
+                    Ok(true)
+                }
+                EntryKind::Hardlink { target_path, .. } => Err(fail(
+                    ErrorClass::NotFound,
+                    format!(
+                        "{path} is a hardlink to {}; cat that path",
+                        String::from_utf8_lossy(&target_path)
+                    ),
+                )),
+                _ => Err(fail(
+                    ErrorClass::Usage,
+                    format!("{path} is not a regular file"),
+                )),
+            };
+        }
+        Ok(false)
+    })?;
     if !found {
         return Err(fail(
             ErrorClass::NotFound,

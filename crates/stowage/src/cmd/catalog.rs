@@ -9,7 +9,6 @@ use stowage_format::catalog::{CatalogEntryKind, MAX_CATALOG_SIZE};
 use stowage_format::{CatalogError, CatalogReader};
 use stowage_types::{ArchiveName, ErrorClass};
 
-use crate::archive_stream::read_all;
 use crate::cli::GlobalOpts;
 use crate::exit::{fail, OK};
 use crate::output::print_json;
@@ -55,7 +54,7 @@ pub fn run(g: &GlobalOpts, snapshot: &str, find: Option<&OsStr>) -> Result<i32> 
             ),
         ));
     }
-    let bytes = read_all(&store, &index, "catalog", super::threads(g))?;
+    let bytes = store.read_stream(&index, "catalog", super::threads(g))?;
     let damaged = || format!("{} of {snapshot}", name.stored_name());
     let reader = CatalogReader::new(&bytes).with_context(damaged)?;
     let entries: Box<dyn Iterator<Item = _>> = match find {

@@ -102,6 +102,17 @@ pub fn run(g: &GlobalOpts, args: GcArgs) -> Result<i32> {
         "sweep-seconds": report.sweep_time.as_secs_f64(),
     });
     let text = !print_json(g.output_format, &json_report)?;
+    if text && (report.removal_skipped || report.sweep_failed.is_some()) {
+        // What went before the chunks were looked at (it needs no marking).
+        print_leftovers(
+            &report,
+            if args.dry_run {
+                "Would remove"
+            } else {
+                "Removed"
+            },
+        );
+    }
     if report.removal_skipped {
         return Err(nothing_removed(&report.errors, text));
     }
@@ -129,7 +140,7 @@ pub fn run(g: &GlobalOpts, args: GcArgs) -> Result<i32> {
     Ok(OK)
 }
 
-/// The error of a collection that removed nothing because something could not be read: each
+/// The error of a collection that removed no chunk because something could not be read: each
 /// problem once (the last in the error line itself).
 fn nothing_removed(errors: &[String], text: bool) -> anyhow::Error {
     let advice = "no chunk is proven unused while an index cannot be read; repair or forget the snapshot, then run gc again";
@@ -147,8 +158,21 @@ fn nothing_removed(errors: &[String], text: bool) -> anyhow::Error {
     };
     fail(
         ErrorClass::Verification,
-        format!("garbage collection removed nothing: {shown}; {advice}"),
+        format!("garbage collection removed no chunks: {shown}; {advice}"),
     )
+}
+
+/// What killed processes had left and the collection removed.
+fn print_leftovers(report: &stowage_datastore::GcReport, verb: &str) {
+    for snapshot in &report.removed_unfinished {
+        println!("{verb} unfinished snapshot {snapshot} (no manifest; its backup is gone)");
+    }
+    if report.removed_temp > 0 {
+        println!(
+            "{verb} temporary files of writers that died: {}",
+            report.removed_temp
+        );
+    }
 }
 
 fn print_text(report: &stowage_datastore::GcReport, dry_run: bool) {
@@ -176,15 +200,7 @@ fn print_text(report: &stowage_datastore::GcReport, dry_run: bool) {
     if s.still_bad > 0 {
         println!("Leftover bad chunks: {}", s.still_bad);
     }
-    for snapshot in &report.removed_unfinished {
-        println!("{verb} unfinished snapshot {snapshot} (no manifest; its backup is gone)");
-    }
-    if report.removed_temp > 0 {
-        println!(
-            "{verb} temporary files of writers that died: {}",
-            report.removed_temp
-        );
-    }
+    print_leftovers(report, verb);
     if report.foreign > 0 {
         println!("Foreign entries left alone: {}", report.foreign);
     }

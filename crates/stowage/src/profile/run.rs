@@ -34,19 +34,11 @@ pub struct CommandLog {
     pub duration: Duration,
 }
 
-/// The command line for people: arguments that need it in single quotes, as a shell would take
-/// them.
+/// The command line for people: each argument as a shell would take it (quoted where needed,
+/// control characters escaped; see `output::shell_quoted`).
 pub fn display_argv(argv: &[String]) -> String {
-    let plain = |a: &str| {
-        !a.is_empty()
-            && a.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
-    };
     argv.iter()
-        .map(|a| match plain(a) {
-            true => a.clone(),
-            false => format!("'{}'", a.replace('\'', r"'\''")),
-        })
+        .map(|a| crate::output::shell_quoted(a.as_bytes()))
         .collect::<Vec<_>>()
         .join(" ")
 }

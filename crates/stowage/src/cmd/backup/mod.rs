@@ -196,7 +196,12 @@ fn tree_mode(
         (ChangeDetection::Legacy, _) => tree::Mode::Legacy,
         (ChangeDetection::Data, _) | (ChangeDetection::Metadata, None) => tree::Mode::Split(None),
         (ChangeDetection::Metadata, Some(base)) => {
-            let previous = reuse::PreviousArchive::load(ctx.store, base, &spec.name, ctx.threads)?;
+            let previous = reuse::PreviousArchive::load(
+                ctx.store,
+                base,
+                (&spec.name, &spec.path),
+                ctx.threads,
+            )?;
             if !ctx.g.quiet {
                 match &previous {
                     Some(_) => eprintln!(
@@ -216,6 +221,9 @@ fn tree_mode(
 
 pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
     let started = Instant::now();
+    // Before any file is read: change detection trusts what a later backup finds unchanged
+    // since this moment (see `reuse::capture_record`).
+    let capture_started = reuse::now_secs();
     let mut specs = args
         .specs
         .iter()
@@ -331,6 +339,11 @@ pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
             "compressed_size": totals.written_bytes,
             "duplicates": totals.chunks - totals.new_chunks,
         }),
+    );
+    let trees = specs.iter().filter(|s| s.name.kind() == ArchiveKind::Pxar);
+    unprotected.insert(
+        reuse::CAPTURE_RECORD.into(),
+        reuse::capture_record(capture_started, trees.map(|s| (&s.name, s.path.as_str()))),
     );
     let snapshot = writer.finish(unprotected)?;
     save_fast_hashes(g, &store, &snapshot, &fast_pairs);

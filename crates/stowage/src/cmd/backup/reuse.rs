@@ -19,11 +19,9 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use stowage_archive::{Decoder, EntryKind, Event, FileType, Metadata, Payload, Stat};
 use stowage_core::{ChunkLayout, PayloadWriter, RestoreCounters};
 use stowage_datastore::Datastore;
-use stowage_format::DynamicIndex;
+use stowage_format::{DynamicIndex, Manifest};
 use stowage_fs::{PayloadReuse, Recorded};
 use stowage_types::{ArchiveName, SnapshotRef};
-
-use crate::archive_stream::with_stream;
 
 /// Size of a PAYLOAD item header in the payload stream.
 const PAYLOAD_HEADER: u64 = 16;
@@ -57,8 +55,62 @@ pub struct PreviousArchive {
     incoming: Option<Receiver<Batch>>,
     payload: DynamicIndex,
     name: String,
-    /// When the previous snapshot was taken (Unix seconds).
-    time: i64,
+    /// A time before which the previous snapshot read nothing (Unix seconds), when its record
+    /// allows change detection to trust unchanged `ctime`s (see [`capture_record`]).
+    time: Option<i64>,
+}
+
+/// The key of the record a backup leaves in its manifest's `unprotected` object for the next
+/// one's change detection.
+pub const CAPTURE_RECORD: &str = "stowage-capture";
+
+/// Unix seconds now, rounded down.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn euid() -> u64 {
+    u64::from(nix::unistd::geteuid().as_raw())
+}
+
+/// Where a tree's source lies, as the record compares it (symlinks resolved).
+fn canonical(path: &str) -> String {
+    std::fs::canonicalize(path)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| path.to_string())
+}
+
+/// What change detection must know of how a snapshot was taken before it skips reading what did
+/// not change since: when the backup started on this host (before it read any file; the
+/// snapshot's own time may be anything later), as which user (attributes such as `trusted.*`
+/// are only visible to root), and from which source path each tree came.
+pub fn capture_record<'a>(
+    started: i64,
+    trees: impl Iterator<Item = (&'a ArchiveName, &'a str)>,
+) -> serde_json::Value {
+    let sources: serde_json::Map<String, serde_json::Value> = trees
+        .map(|(name, path)| (name.user_name().to_string(), canonical(path).into()))
+        .collect();
+    serde_json::json!({ "started": started, "euid": euid(), "sources": sources })
+}
+
+/// The time before which the previous snapshot's tree `name` (from `source`) read nothing, if
+/// its record shows it was taken the way this backup takes it (same user, same source); `None`
+/// (read every entry's attributes) for a snapshot without a record, from another client, say.
+fn trusted_since(
+    manifest: &Manifest,
+    base: &SnapshotRef,
+    name: &ArchiveName,
+    source: &str,
+) -> Option<i64> {
+    let record = manifest.unprotected.get(CAPTURE_RECORD)?;
+    let started = record.get("started")?.as_i64()?;
+    let same_user = record.get("euid")?.as_u64()? == euid();
+    let recorded_source = record.get("sources")?.get(name.user_name())?.as_str()?;
+    (same_user && recorded_source == canonical(source)).then(|| started.min(base.time.epoch()))
 }
 
 /// `a` before `b` in walk order: depth first, names in byte order within each directory. That
@@ -91,7 +143,7 @@ fn load_files(
     tx: &Sender<Batch>,
 ) -> Result<()> {
     let counters = RestoreCounters::default();
-    with_stream(store, meta, what, threads, &counters, |stream| {
+    store.with_stream(meta, what, threads, &counters, |stream| {
         let mut batch = Vec::with_capacity(BATCH);
         let mut decoder = Decoder::new(stream);
         while let Some(event) = decoder.next_event().with_context(|| what.to_string())? {
@@ -130,10 +182,11 @@ impl PreviousArchive {
     pub fn load(
         store: &Datastore,
         base: &SnapshotRef,
-        name: &ArchiveName,
+        (name, source): (&ArchiveName, &str),
         threads: usize,
     ) -> Result<Option<PreviousArchive>> {
         let manifest = store.load_manifest(base)?;
+        let time = trusted_since(&manifest, base, name, source);
         let (meta_name, payload_name) = split_names(name)?;
         let present = |n: &ArchiveName| manifest.file(&n.stored_name()).is_some();
         if !present(&meta_name) || !present(&payload_name) {
@@ -157,7 +210,7 @@ impl PreviousArchive {
             incoming: Some(rx),
             payload,
             name: what,
-            time: base.time.epoch(),
+            time,
         }))
     }
 
@@ -337,7 +390,7 @@ impl PayloadReuse for Reuser {
     }
 
     fn previous_time(&self) -> Option<i64> {
-        Some(self.previous.time)
+        self.previous.time
     }
 
     fn recorded(&mut self, path: &[u8], file_type: FileType, stat: &Stat) -> Option<Recorded> {

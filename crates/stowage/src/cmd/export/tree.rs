@@ -12,7 +12,6 @@ use stowage_format::Manifest;
 use stowage_types::{ArchiveName, SnapshotRef};
 
 use crate::archive_out::{write_archive, Job};
-use crate::archive_stream::with_stream;
 use crate::cli::{ExportArgs, GlobalOpts};
 
 /// Chunks of the payload stream kept decoded while files are read from it.
@@ -56,7 +55,7 @@ pub fn export_tree(
                     .with_name(format!("{name} payload stream"));
                 RandomPayloads(reader)
             });
-            let stats = with_stream(store, &index, &name, threads, &counters, |reader| {
+            let stats = store.with_stream(&index, &name, threads, &counters, |reader| {
                 let source = payloads.as_mut().map(|p| p as &mut dyn PayloadSource);
                 pxar_to_tar(Decoder::new(reader), source, &mut *out)
                     .with_context(|| format!("archive {name}"))

@@ -17,7 +17,6 @@ use stowage_format::DynamicIndex;
 use stowage_fs::{RestoreOptions, Restorer};
 use stowage_types::ErrorClass;
 
-use crate::archive_stream::with_stream;
 use crate::exit::fail;
 
 /// Decoded payload chunks kept for consecutive small files of a split archive.
@@ -471,7 +470,7 @@ pub fn restore(
             again,
             threads,
         )?;
-        with_stream(store, index, archive, threads, &counters[0], |stream| {
+        store.with_stream(index, archive, threads, &counters[0], |stream| {
             let mut decoder = Decoder::new(stream);
             while let Some(event) = decoder
                 .next_event()
@@ -479,7 +478,7 @@ pub fn restore(
             {
                 tree.apply(&mut decoder, event)?;
             }
-            Ok(())
+            Ok::<_, anyhow::Error>(())
         })?;
         // Finishing drops the reader, and with it the feed: the feeder stops if it is still ahead.
         let entries = tree.finish()?;
