@@ -127,7 +127,7 @@ echo "|---|---:|"
 echo "| full backup vs tar \\| zstd -T0 -1 (>= 1x) | $(ratio "$T_TAR" "$T_FULL")x |"
 echo "| full backup vs restic | $(ratio "$T_RESTIC_FULL" "$T_FULL")x |"
 echo "| restore vs zstd -d \\| tar -x, each round (>= 1x) | $(printf '%sx ' "${RESTORES[@]}")|"
-X
+echo "| unchanged re-backup / full, each round (<= 0.10, metadata mode) | $(for u in "${UNCHANGED[@]}"; do printf '%s ' "${u%%;*}"; done)|"
 echo "| unchanged re-backup vs restic, each round (>= 5x) | $(for u in "${UNCHANGED[@]}"; do printf '%sx ' "${u##*;}"; done)|"
 echo "| store growth / changed bytes (<= 2) | $(ratio "$GROWTH" "$CHANGED") |"
 echo
