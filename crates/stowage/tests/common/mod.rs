@@ -184,20 +184,14 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let args: Vec<String> = args
-        .into_iter()
-        .map(|a| a.as_ref().to_string_lossy().into_owned())
-        .collect();
-    cmd.args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let args = piped_args(&mut cmd, args);
     let child = cmd.spawn().expect("spawn stowage");
     let out = wait_child(child, deadline, &format!("stowage {args:?}"));
     Run::from_output(args, out)
 }
 
-/// Runs `cmd` with `args`, feeding `input` on stdin when given.
-pub fn run_cmd<I, S>(mut cmd: Command, args: I, input: Option<&[u8]>) -> Run
+/// Adds `args` to `cmd` with stdout and stderr piped; the arguments as text, for messages.
+fn piped_args<I, S>(cmd: &mut Command, args: I) -> Vec<String>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
@@ -209,6 +203,16 @@ where
     cmd.args(&args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    args
+}
+
+/// Runs `cmd` with `args`, feeding `input` on stdin when given.
+pub fn run_cmd<I, S>(mut cmd: Command, args: I, input: Option<&[u8]>) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let args = piped_args(&mut cmd, args);
     let Some(input) = input else {
         let out = cmd.output().expect("run stowage");
         return Run::from_output(args, out);
