@@ -27,20 +27,27 @@ fn write_tree(root: &Path) {
 }
 
 fn backup(store: &Store, src: &Path, time: i64) -> serde_json::Value {
-    let spec = format!("root.pxar:{}", src.display());
     let time = format!("--backup-time={time}");
-    let run = store.run([
+    backup_json(store, src, "cd", &[time.as_str()])["archives"][0].clone()
+}
+
+/// A metadata-mode backup of `src` as `root.pxar` into group `host/<id>`: its JSON report.
+fn backup_json(store: &Store, src: &Path, id: &str, extra: &[&str]) -> serde_json::Value {
+    let spec = format!("root.pxar:{}", src.display());
+    let id = format!("--backup-id={id}");
+    let mut args = vec![
         "--output-format=json",
         "-q",
         "backup",
         spec.as_str(),
         "--backup-type=host",
-        "--backup-id=cd",
+        id.as_str(),
         MODE,
-        time.as_str(),
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let run = store.run(args);
     run.ok();
-    run.json()["archives"][0].clone()
+    run.json()
 }
 
 #[test]
@@ -183,20 +190,7 @@ fn attributes_of_unchanged_files_are_kept_and_new_ones_are_seen() {
         eprintln!("skipped: this file system takes no user.* attributes");
         return;
     }
-    let spec = format!("root.pxar:{}", src.display());
-    let backup = || {
-        let run = store.run([
-            "--output-format=json",
-            "-q",
-            "backup",
-            spec.as_str(),
-            "--backup-type=host",
-            "--backup-id=x",
-            MODE,
-        ]);
-        run.ok();
-        run.json()
-    };
+    let backup = || backup_json(&store, &src, "x", &[]);
     backup();
     let second = backup();
     assert_eq!(second["archives"][0]["tree"]["reused"], 3, "{second}");
@@ -235,19 +229,11 @@ fn unchanged_directories_and_symlinks_keep_their_metadata_and_changes_are_seen()
         eprintln!("skipped: this file system takes no user.* attributes");
         return;
     }
-    let spec = format!("root.pxar:{}", src.display());
     let backup = || {
-        let run = store.run([
-            "--output-format=json",
-            "-q",
-            "backup",
-            spec.as_str(),
-            "--backup-type=host",
-            "--backup-id=dirs",
-            MODE,
-        ]);
-        run.ok();
-        run.json()["snapshot"].as_str().unwrap().to_string()
+        backup_json(&store, &src, "dirs", &[])["snapshot"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
     let restored = |snapshot: &str, name: &str| {
         let out = store.file(name);

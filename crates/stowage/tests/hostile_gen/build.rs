@@ -116,9 +116,8 @@ pub(super) fn zstd_rle(byte: u8, blocks: usize) -> Vec<u8> {
     f
 }
 
-/// Replaces the one occurrence of `from` in `bytes` by `to` (of the same length).
-pub(super) fn patch(bytes: &mut [u8], from: &[u8], to: &[u8]) {
-    assert_eq!(from.len(), to.len(), "patches keep the length");
+/// Where `from` occurs in `bytes`: it must occur exactly once.
+fn only_occurrence(bytes: &[u8], from: &[u8]) -> usize {
     let at: Vec<usize> = bytes
         .windows(from.len())
         .enumerate()
@@ -131,24 +130,20 @@ pub(super) fn patch(bytes: &mut [u8], from: &[u8], to: &[u8]) {
         "{:?} occurs once",
         String::from_utf8_lossy(from)
     );
-    bytes[at[0]..at[0] + to.len()].copy_from_slice(to);
+    at[0]
+}
+
+/// Replaces the one occurrence of `from` in `bytes` by `to` (of the same length).
+pub(super) fn patch(bytes: &mut [u8], from: &[u8], to: &[u8]) {
+    assert_eq!(from.len(), to.len(), "patches keep the length");
+    let at = only_occurrence(bytes, from);
+    bytes[at..at + to.len()].copy_from_slice(to);
 }
 
 /// Replaces the one occurrence of `from` by `to` (of any length): later offsets shift.
 pub(super) fn splice(bytes: &mut Vec<u8>, from: &[u8], to: &[u8]) {
-    let at: Vec<usize> = bytes
-        .windows(from.len())
-        .enumerate()
-        .filter(|(_, w)| *w == from)
-        .map(|(i, _)| i)
-        .collect();
-    assert_eq!(
-        at.len(),
-        1,
-        "{:?} occurs once",
-        String::from_utf8_lossy(from)
-    );
-    bytes.splice(at[0]..at[0] + from.len(), to.iter().copied());
+    let at = only_occurrence(bytes, from);
+    bytes.splice(at..at + from.len(), to.iter().copied());
 }
 
 pub(super) fn header(htype: u64, content: u64) -> [u8; 16] {
