@@ -2,7 +2,8 @@
 //!
 //! The pipelines run on OS threads joined by bounded channels, so memory stays flat whatever the
 //! size of the data and the slowest stage sets the pace. A local datastore and (later) a remote
-//! session are just different implementations of [`ChunkSink`] and [`ChunkSource`].
+//! session are just different implementations of [`ChunkSink`] and [`ChunkSource`], and of the
+//! [`session`] seams that mirror PBS's backup and reader protocols.
 
 mod backup;
 mod cdc;
@@ -14,6 +15,7 @@ mod payload;
 mod pipe;
 mod random;
 mod restore;
+pub mod session;
 #[cfg(test)]
 mod testutil;
 mod traits;
@@ -38,4 +40,15 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod memory_conformance {
+    use crate::session::{MemoryRepository, Repository};
+
+    fn run(repo: &MemoryRepository, check: fn(&dyn Repository)) {
+        check(repo)
+    }
+
+    crate::conformance_tests!(MemoryRepository::new, run);
 }

@@ -18,6 +18,7 @@ mod lock;
 mod manifest_update;
 mod namespaces;
 mod prune;
+mod session;
 mod snapshots;
 mod stream;
 mod sync;
@@ -36,6 +37,7 @@ pub use gc::{
 pub use layout::Datastore;
 pub use manifest_update::MANIFEST_LOCK_NAME;
 pub use prune::{select_prune, PruneCandidate, PruneItem, PruneMark, PruneOptions, PruneRule};
+pub use session::{LocalBackup, LocalIndexWriter, LocalReader, LocalRepository};
 pub use snapshots::SnapshotInfo;
 pub use sync::{SnapshotCopy, SyncItem, SyncOutcome, SyncProgress};
 pub use upid::{upid_start_time, Upid};
