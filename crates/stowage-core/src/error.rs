@@ -43,6 +43,8 @@ pub enum PipelineError {
     SourceRead { name: String, source: io::Error },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Session(#[from] crate::session::SessionError),
     #[error("cannot compress chunk {digest}: {source}")]
     Compress { digest: Digest, source: BlobError },
     #[error("chunk {digest} at offset {offset}: {source}; run 'stowage verify' to find every snapshot that needs it")]
@@ -72,6 +74,7 @@ impl PipelineError {
         match self {
             PipelineError::SourceRead { .. } => ErrorClass::Source,
             PipelineError::Store(e) => e.class(),
+            PipelineError::Session(e) => e.class(),
             PipelineError::Compress { .. } => ErrorClass::Compression,
             PipelineError::Corrupt { .. } => ErrorClass::Verification,
             PipelineError::TargetWrite { source, .. } => {

@@ -21,8 +21,8 @@ mod testutil;
 mod traits;
 
 pub use backup::{
-    backup_image, backup_image_with, BackupCounters, BackupSession, ImageBackup, ImageBackupStats,
-    ImageSource, Next, StreamSource,
+    backup_image, backup_image_with, backup_to_index, BackupCounters, BackupSession, ImageBackup,
+    ImageBackupStats, ImageSource, IndexedStream, Next, StreamSource,
 };
 pub use cdc::CdcSource;
 pub use chunk::{decode_and_verify, zero_digest, ChunkCheckError};

@@ -1,6 +1,7 @@
 //! Exit codes: the one table that maps every error class to a process exit code. The README
 //! shows the same table; keep them in step.
 
+use stowage_core::session::SessionError;
 use stowage_core::{PipelineError, StoreError};
 use stowage_datastore::DatastoreError;
 use stowage_format::{BlobError, CatalogError, ManifestError};
@@ -61,6 +62,9 @@ fn class_of(cause: &(dyn std::error::Error + 'static)) -> Option<ErrorClass> {
         return Some(e.class);
     }
     if let Some(e) = cause.downcast_ref::<DatastoreError>() {
+        return Some(e.class());
+    }
+    if let Some(e) = cause.downcast_ref::<SessionError>() {
         return Some(e.class());
     }
     if let Some(e) = cause.downcast_ref::<PipelineError>() {

@@ -5,7 +5,7 @@
 //! ([`Next::Known`]): they take their place in the digest list and cost no hashing, compression
 //! or store access.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 use stowage_chunker::is_zero;
-use stowage_format::{blake3, sha256, sha256_pair, BlobEncoder};
+use stowage_format::{blake3, sha256, sha256_pair, BlobEncoder, MAX_DYNAMIC_CHUNK};
 use stowage_types::Digest;
 
 use crate::chunk::zero_digest;
 use crate::fast_hash::{Blake3, FastHashes};
+use crate::session::{IndexChunk, IndexClose, IndexKind, IndexTally, IndexWriter};
 use crate::{ChunkSink, PipelineError};
 
 /// Bytes of chunk buffers a backup aims to stay within (more only with very many threads).
@@ -223,8 +224,124 @@ pub fn backup_image_with(
     counters: &BackupCounters,
     fast: Option<&FastHashes>,
 ) -> Result<ImageBackup, PipelineError> {
+    let (mut digests, mut lengths, mut blake3) = (Vec::new(), Vec::new(), Vec::new());
+    let mut keep = |chunks: &[IndexChunk], b3: &[Option<Blake3>]| {
+        digests.extend(chunks.iter().map(|c| c.digest));
+        lengths.extend(chunks.iter().map(|c| c.len));
+        if fast.is_some() {
+            blake3.extend_from_slice(b3);
+        }
+        Ok(())
+    };
+    let plan = Plan {
+        source_name,
+        sink,
+        session,
+        chunk_size,
+        threads,
+        counters,
+        fast,
+    };
+    let stats = run(source, &plan, &mut keep)?;
+    Ok(ImageBackup {
+        size: stats.size,
+        digests,
+        lengths,
+        chunk_size: chunk_size as u64,
+        stats,
+        blake3,
+    })
+}
+
+/// What [`backup_to_index`] did: the figures, what to close the index with, and the
+/// (SHA-256, BLAKE3) pairs of the data chunks when fast hashes were on.
+#[derive(Debug, Clone)]
+pub struct IndexedStream {
+    pub stats: ImageBackupStats,
+    pub close: IndexClose,
+    pub fast_pairs: Vec<(Digest, Blake3)>,
+}
+
+/// Backs up one stream into an index writer: the workers upload through it and the collector
+/// appends each chunk in stream order as soon as it and all before it are stored. The caller
+/// closes the writer with [`IndexedStream::close`] (or drops it, failing the backup).
+/// `max_chunk`: the largest chunk a content-defined source cuts (buffers are sized by it); a
+/// fixed index's chunk size takes its place.
+#[allow(clippy::too_many_arguments)]
+pub fn backup_to_index(
+    source: &mut dyn ImageSource,
+    source_name: &str,
+    writer: &dyn IndexWriter,
+    kind: IndexKind,
+    max_chunk: usize,
+    session: &BackupSession,
+    threads: usize,
+    counters: &BackupCounters,
+    fast: Option<&FastHashes>,
+) -> Result<IndexedStream, PipelineError> {
+    let chunk_size = match kind {
+        IndexKind::Fixed { chunk_size, .. } => chunk_size as usize,
+        IndexKind::Dynamic => max_chunk.clamp(1, MAX_DYNAMIC_CHUNK as usize),
+    };
+    let mut tally = IndexTally::new(kind);
+    let mut fast_pairs = Vec::new();
+    let mut append = |chunks: &[IndexChunk], b3: &[Option<Blake3>]| {
+        writer.append(chunks)?;
+        chunks.iter().for_each(|c| tally.add(c));
+        let pairs = chunks
+            .iter()
+            .zip(b3)
+            .filter_map(|(c, b)| b.map(|b| (c.digest, b)));
+        fast_pairs.extend(pairs);
+        Ok(())
+    };
+    let plan = Plan {
+        source_name,
+        sink: writer,
+        session,
+        chunk_size,
+        threads,
+        counters,
+        fast,
+    };
+    let stats = run(source, &plan, &mut append)?;
+    Ok(IndexedStream {
+        stats,
+        close: tally.close(),
+        fast_pairs,
+    })
+}
+
+/// Everything one pipeline run needs besides its source and where its chunks go in order.
+struct Plan<'a> {
+    source_name: &'a str,
+    sink: &'a dyn ChunkSink,
+    session: &'a BackupSession,
+    chunk_size: usize,
+    threads: usize,
+    counters: &'a BackupCounters,
+    fast: Option<&'a FastHashes>,
+}
+
+/// Receives the chunks in stream order, in batches, with their BLAKE3 where computed.
+type Emit<'e> = dyn FnMut(&[IndexChunk], &[Option<Blake3>]) -> Result<(), PipelineError> + 'e;
+
+fn run(
+    source: &mut dyn ImageSource,
+    plan: &Plan<'_>,
+    emit: &mut Emit<'_>,
+) -> Result<ImageBackupStats, PipelineError> {
     let started = Instant::now();
-    let threads = threads.max(1);
+    let Plan {
+        source_name,
+        sink,
+        session,
+        chunk_size,
+        counters,
+        fast,
+        ..
+    } = *plan;
+    let threads = plan.threads.max(1);
     // Buffers grow to the chunk size; keep the worst case bounded for big chunk sizes.
     // Three per worker (a pair being hashed and one waiting) and two for the reader.
     let buffers = (3 * threads + 2).min((MAX_BUFFER_BYTES / chunk_size).max(threads + 2));
@@ -267,7 +384,7 @@ pub fn backup_image_with(
         }
         drop((job_rx, pool_tx, done_tx));
 
-        let collected = collect(&done_rx);
+        let collected = collect(&done_rx, emit);
         if collected.is_err() {
             cancel.store(true, Ordering::Relaxed);
         }
@@ -276,16 +393,9 @@ pub fn backup_image_with(
             .join()
             .map_err(|_| PipelineError::Thread("reader panicked".into()))?;
         read_result?;
-        let (digests, lengths, blake3, mut stats) = collected?;
+        let mut stats = collected?;
         stats.duration = started.elapsed();
-        Ok(ImageBackup {
-            size: stats.size,
-            digests,
-            lengths,
-            chunk_size: chunk_size as u64,
-            stats,
-            blake3,
-        })
+        Ok(stats)
     })
 }
 
@@ -482,57 +592,77 @@ impl<'a> Worker<'a> {
     }
 }
 
-/// Puts the digests in order and adds up the statistics.
-type Collected = (Vec<Digest>, Vec<u32>, Vec<Option<Blake3>>, ImageBackupStats);
+/// Chunks handed on in stream order at a time (PBS's client merges about 64 per append).
+const APPEND_BATCH: usize = 64;
 
-fn collect(done: &Receiver<Result<Done, PipelineError>>) -> Result<Collected, PipelineError> {
-    let mut digests: Vec<Digest> = Vec::new();
-    let mut lengths: Vec<u32> = Vec::new();
-    let mut filled: Vec<bool> = Vec::new();
-    let mut blake3: Vec<Option<Blake3>> = Vec::new();
+/// Puts the chunks in order, hands them to `emit` in batches as soon as every chunk before
+/// them is done, and adds up the statistics.
+fn collect(
+    done: &Receiver<Result<Done, PipelineError>>,
+    emit: &mut Emit<'_>,
+) -> Result<ImageBackupStats, PipelineError> {
     let mut stats = ImageBackupStats::default();
+    // Results that arrived ahead of their turn: slot i holds chunk `next + i`.
+    let mut waiting: VecDeque<Option<Done>> = VecDeque::new();
+    let mut next = 0usize;
+    let mut batch: Vec<IndexChunk> = Vec::with_capacity(APPEND_BATCH);
+    let mut batch_b3: Vec<Option<Blake3>> = Vec::with_capacity(APPEND_BATCH);
     for result in done {
         let d = result?;
-        if digests.len() <= d.index {
-            digests.resize(d.index + 1, Digest::default());
-            lengths.resize(d.index + 1, 0);
-            filled.resize(d.index + 1, false);
+        add_to_stats(&mut stats, &d);
+        let slot = d
+            .index
+            .checked_sub(next)
+            .ok_or_else(|| PipelineError::Thread(format!("chunk {} came back twice", d.index)))?;
+        if waiting.len() <= slot {
+            waiting.resize_with(slot + 1, || None);
         }
-        if let Some(b3) = d.b3 {
-            if blake3.len() <= d.index {
-                blake3.resize(d.index + 1, None);
+        waiting[slot] = Some(d);
+        while let Some(Some(_)) = waiting.front() {
+            let Some(Some(d)) = waiting.pop_front() else {
+                break;
+            };
+            next += 1;
+            batch.push(IndexChunk {
+                digest: d.digest,
+                len: d.len as u32,
+            });
+            batch_b3.push(d.b3);
+            if batch.len() == APPEND_BATCH {
+                emit(&batch, &batch_b3)?;
+                batch.clear();
+                batch_b3.clear();
             }
-            blake3[d.index] = Some(b3);
-        }
-        digests[d.index] = d.digest;
-        lengths[d.index] = d.len as u32;
-        filled[d.index] = true;
-        stats.size += d.len;
-        stats.chunks += 1;
-        if d.zero {
-            stats.zero_bytes += d.len;
-        }
-        match d.outcome {
-            Outcome::New { encoded } => {
-                stats.new_chunks += 1;
-                stats.written_bytes += encoded;
-                if !d.zero {
-                    stats.new_bytes += d.len;
-                }
-            }
-            Outcome::Reused if !d.zero => stats.reused_bytes += d.len,
-            Outcome::Reused => {}
         }
     }
-    if filled.iter().any(|f| !f) {
+    if !waiting.is_empty() {
         return Err(PipelineError::Thread(
             "a chunk went missing in the pipeline".into(),
         ));
     }
-    if !blake3.is_empty() {
-        blake3.resize(digests.len(), None);
+    if !batch.is_empty() {
+        emit(&batch, &batch_b3)?;
     }
-    Ok((digests, lengths, blake3, stats))
+    Ok(stats)
+}
+
+fn add_to_stats(stats: &mut ImageBackupStats, d: &Done) {
+    stats.size += d.len;
+    stats.chunks += 1;
+    if d.zero {
+        stats.zero_bytes += d.len;
+    }
+    match d.outcome {
+        Outcome::New { encoded } => {
+            stats.new_chunks += 1;
+            stats.written_bytes += encoded;
+            if !d.zero {
+                stats.new_bytes += d.len;
+            }
+        }
+        Outcome::Reused if !d.zero => stats.reused_bytes += d.len,
+        Outcome::Reused => {}
+    }
 }
 
 #[cfg(test)]

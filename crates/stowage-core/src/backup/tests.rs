@@ -376,3 +376,97 @@ fn fast_hashes_are_recorded_and_recognise_the_previous_chunks() {
         "unknown BLAKE3: SHA-256 as always"
     );
 }
+
+mod into_an_index {
+    use super::*;
+    use crate::session::{MemoryRepository, Repository};
+    use stowage_format::BlobDecoder;
+    use stowage_types::{ArchiveName, BackupGroup, BackupType};
+
+    fn group() -> BackupGroup {
+        BackupGroup::new(BackupType::Vm, "1").unwrap()
+    }
+
+    /// Backs `data` up into a fixed index of `declared` bytes in a repository in memory.
+    fn back_up(
+        repo: &MemoryRepository,
+        data: &[u8],
+        declared: Option<u64>,
+    ) -> Result<stowage_types::SnapshotRef, PipelineError> {
+        let target = repo.begin_backup(&group(), None)?;
+        let name = ArchiveName::parse("disk.img").unwrap();
+        let kind = IndexKind::Fixed {
+            size: declared,
+            chunk_size: 4096,
+        };
+        let writer = target.create_index(&name, kind)?;
+        let session = BackupSession::new(HashSet::new());
+        let counters = BackupCounters::default();
+        let mut source = StreamSource(data);
+        let out = backup_to_index(
+            &mut source,
+            "test",
+            &*writer,
+            kind,
+            0,
+            &session,
+            4,
+            &counters,
+            None,
+        )?;
+        assert_eq!(out.stats.size, data.len() as u64);
+        writer.close(out.close)?;
+        Ok(target.finish(Default::default())?)
+    }
+
+    #[test]
+    fn chunks_are_appended_in_stream_order() {
+        // More chunks than one append batch, with zeros and repeats among them.
+        let kinds: Vec<u8> = (0..200u32)
+            .map(|i| [1, 0, 5, 1, 9][i as usize % 5])
+            .collect();
+        let data = image(&kinds, 4096, 1000);
+        let repo = MemoryRepository::new();
+        let snapshot = back_up(&repo, &data, Some(data.len() as u64)).unwrap();
+        let reader = repo.open_snapshot(&snapshot).unwrap();
+        let index = reader
+            .fixed_index(&ArchiveName::parse("disk.img").unwrap())
+            .unwrap();
+        assert_eq!(index.digests.len(), 201);
+        let mut decoder = BlobDecoder::new().unwrap();
+        let (mut encoded, mut plain) = (Vec::new(), Vec::new());
+        for (i, digest) in index.digests.iter().enumerate() {
+            let (start, len) = index.chunk_range(i);
+            reader.chunks().read_chunk(digest, &mut encoded).unwrap();
+            decoder.decode_into(&encoded, &mut plain, len).unwrap();
+            assert_eq!(
+                plain,
+                data[start as usize..start as usize + len],
+                "chunk {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_refused_append_stops_the_pipeline() {
+        // The index is declared one chunk short: the append of the last chunk is refused.
+        let data = image(&[1; 40], 4096, 0);
+        let repo = MemoryRepository::new();
+        let err = back_up(&repo, &data, Some(data.len() as u64 - 4096)).unwrap_err();
+        assert!(matches!(err, PipelineError::Session(_)), "{err}");
+        assert!(repo.finished_snapshots(&group()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_image_of_unknown_size_grows() {
+        let data = image(&[1, 5, 9], 4096, 10);
+        let repo = MemoryRepository::new();
+        let snapshot = back_up(&repo, &data, None).unwrap();
+        let reader = repo.open_snapshot(&snapshot).unwrap();
+        let index = reader
+            .fixed_index(&ArchiveName::parse("disk.img").unwrap())
+            .unwrap();
+        assert_eq!((index.size, index.digests.len()), (data.len() as u64, 4));
+        assert!(back_up(&repo, &[], None).is_err(), "an empty image");
+    }
+}

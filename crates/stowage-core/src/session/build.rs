@@ -92,13 +92,13 @@ pub struct IndexBuilder {
 impl IndexBuilder {
     pub fn new(name: &ArchiveName, kind: IndexKind) -> Result<Self, SessionError> {
         if let IndexKind::Fixed { size, chunk_size } = kind {
-            if size == 0
+            if size == Some(0)
                 || !chunk_size.is_power_of_two()
                 || !(4096..=MAX_DYNAMIC_CHUNK).contains(&chunk_size)
             {
                 return Err(SessionError::refused(
                     format!("index {name}"),
-                    format!("an image of {size} bytes in chunks of {chunk_size} bytes"),
+                    format!("an image of {size:?} bytes in chunks of {chunk_size} bytes"),
                 ));
             }
         }
@@ -148,10 +148,12 @@ impl IndexBuilder {
                 if self.short_chunk {
                     return Err(self.refuse("a chunk follows the short last chunk".into()));
                 }
-                if len == 0 || len > chunk_size || self.end() + len > size {
+                let end = self.end() + len;
+                if len == 0 || len > chunk_size || size.is_some_and(|size| end > size) {
                     return Err(self.refuse(format!(
-                        "a chunk of {len} bytes at offset {} of an image of {size} bytes in chunks of {chunk_size}",
-                        self.end()
+                        "a chunk of {len} bytes at offset {} of an image of {} bytes in chunks of {chunk_size}",
+                        self.end(),
+                        size.map_or("unknown".into(), |s| s.to_string()),
                     )));
                 }
                 self.short_chunk = len < chunk_size;
@@ -182,8 +184,9 @@ impl IndexBuilder {
         let ctime = BackupTime::now().epoch();
         Ok(match self.kind {
             IndexKind::Fixed { size, chunk_size } => {
+                let size = size.unwrap_or(actual.size);
                 let want = FixedIndex::chunk_count(size, chunk_size);
-                if actual.count != want || actual.size != size {
+                if actual.count != want || actual.size != size || size == 0 {
                     return Err(SessionError::refused(
                         format!("index {name}"),
                         format!(
@@ -224,7 +227,7 @@ mod tests {
     fn tally_matches_the_formats_checksums() {
         let chunks = [chunk(1, 10), chunk(2, 20), chunk(3, 5)];
         let mut fixed = IndexTally::new(IndexKind::Fixed {
-            size: 35,
+            size: Some(35),
             chunk_size: 20,
         });
         let mut dynamic = IndexTally::new(IndexKind::Dynamic);
@@ -259,7 +262,7 @@ mod tests {
         let registry = ChunkRegistry::default();
         registry.register_all([1, 2, 3].map(|b| Digest([b; 32])));
         let kind = IndexKind::Fixed {
-            size: 10240,
+            size: Some(10240),
             chunk_size: 4096,
         };
         let mut b = IndexBuilder::new(&name, kind).unwrap();
@@ -281,7 +284,12 @@ mod tests {
             panic!("5096 of 10240 bytes closed")
         };
         assert!(err.to_string().contains("needs 3 chunks"), "{err}");
-        for (size, chunk_size) in [(0, 4096), (10, 20), (10, 2048), (10, 32 << 20)] {
+        for (size, chunk_size) in [
+            (Some(0), 4096),
+            (Some(10), 20),
+            (None, 2048),
+            (None, 32 << 20),
+        ] {
             assert!(IndexBuilder::new(&name, IndexKind::Fixed { size, chunk_size }).is_err());
         }
     }

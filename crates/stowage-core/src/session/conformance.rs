@@ -71,7 +71,7 @@ fn write_index(
 
 fn image_kind(chunks: &[Vec<u8>]) -> IndexKind {
     IndexKind::Fixed {
-        size: chunks.iter().map(|c| c.len() as u64).sum(),
+        size: Some(chunks.iter().map(|c| c.len() as u64).sum()),
         chunk_size: CHUNK,
     }
 }
@@ -266,7 +266,7 @@ pub fn fixed_index_shape(repo: &dyn Repository) {
     let g = group("conformance-fixed");
     let target = repo.begin_backup(&g, time(1)).unwrap();
     let kind = IndexKind::Fixed {
-        size: 3 * CHUNK,
+        size: Some(3 * CHUNK),
         chunk_size: CHUNK,
     };
     let writer = target.create_index(&name("disk.img"), kind).unwrap();
@@ -284,7 +284,7 @@ pub fn fixed_index_shape(repo: &dyn Repository) {
         target.create_index(
             &name("bad.img"),
             IndexKind::Fixed {
-                size: 0,
+                size: Some(0),
                 chunk_size: CHUNK,
             },
         ),

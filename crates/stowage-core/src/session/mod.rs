@@ -77,7 +77,8 @@ pub struct IndexChunk {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IndexKind {
     /// An image of `size` bytes cut into chunks of `chunk_size` (only the last may be shorter).
-    Fixed { size: u64, chunk_size: u64 },
+    /// Without a size (a pipe), the index grows with its appends, as in PBS 4.
+    Fixed { size: Option<u64>, chunk_size: u64 },
     /// A stream cut by content (a pxar archive, a catalog).
     Dynamic,
 }

@@ -13,10 +13,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use stowage_core::{
-    backup_image_with, BackupCounters, BackupSession, FastHashes, ImageBackup, ImageSource,
-};
-use stowage_datastore::Datastore;
+use stowage_core::session::{BackupTarget, IndexKind, IndexWriter};
+use stowage_core::IndexedStream;
+use stowage_core::{backup_to_index, BackupCounters, BackupSession, FastHashes, ImageSource};
+use stowage_datastore::{Datastore, LocalRepository};
 use stowage_format::CatalogWriter;
 use stowage_types::{
     ArchiveKind, ArchiveName, BackupGroup, BackupTime, Digest, ErrorClass, SnapshotRef,
@@ -129,13 +129,14 @@ fn plan(specs: &[Spec]) -> Result<Vec<Planned<'_>>> {
 pub(super) struct Ctx<'a> {
     g: &'a GlobalOpts,
     store: &'a Datastore,
+    target: &'a dyn BackupTarget,
     session: &'a BackupSession,
     threads: usize,
     /// The previous backups' BLAKE3 pairs, for image archives.
     fast: &'a FastHashes,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
     /// Progress of one archive: the bytes its pipelines (one, or two for a split archive) have
     /// read and written to the store.
     fn report(
@@ -156,31 +157,44 @@ impl Ctx<'_> {
         )
     }
 
-    /// Runs the chunk pipeline over one source, counting into `counters`. The source is taken
-    /// by value and dropped as soon as the pipeline ends: a producer on another thread that
-    /// feeds it through a pipe then sees the pipe closed instead of waiting forever on a full
-    /// one.
+    /// Runs the chunk pipeline over one source into a new index `name`, counting into
+    /// `counters`, and returns the index writer for [`Ctx::close`]. The source is taken by
+    /// value and dropped as soon as the pipeline ends: a producer on another thread that feeds
+    /// it through a pipe then sees the pipe closed instead of waiting forever on a full one.
+    #[allow(clippy::too_many_arguments)]
     fn run_pipeline<S: ImageSource>(
         &self,
         label: &str,
         mut source: S,
         source_name: &str,
-        chunk_size: usize,
+        name: &ArchiveName,
+        (kind, max_chunk): (IndexKind, usize),
         fast: Option<&FastHashes>,
         counters: &BackupCounters,
-    ) -> Result<ImageBackup> {
-        let result = backup_image_with(
+    ) -> Result<(Box<dyn IndexWriter + 'a>, IndexedStream)> {
+        let writer = self.target.create_index(name, kind)?;
+        let result = backup_to_index(
             &mut source,
             source_name,
-            self.store.chunk_store(),
+            &*writer,
+            kind,
+            max_chunk,
             self.session,
-            chunk_size,
             self.threads,
             counters,
             fast,
         );
         drop(source);
-        result.with_context(|| format!("backup of {label} failed"))
+        let out = result.with_context(|| format!("backup of {label} failed"))?;
+        Ok((writer, out))
+    }
+
+    /// Closes an index the pipeline filled.
+    fn close(writer: Box<dyn IndexWriter + '_>, out: &IndexedStream) -> Result<()> {
+        let name = writer.name().clone();
+        writer
+            .close(out.close)
+            .with_context(|| format!("cannot close the index of {name}"))
     }
 }
 
@@ -251,23 +265,24 @@ pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
         None => Vec::new(),
     };
     let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
-    let mut writer = store.begin_backup(&group, time, &format!("{user}@pam"))?;
+    let repository = LocalRepository::new(&store, &format!("{user}@pam"));
+    let target = repository.begin(&group, time)?;
     let talk = g.output_format == OutputFormat::Text;
     if !g.quiet {
-        eprintln!("Starting backup: {}", writer.snapshot());
-        match writer.base() {
+        eprintln!("Starting backup: {}", target.snapshot());
+        match target.base() {
             Some(b) => eprintln!("Incremental against {b}"),
             None => eprintln!("No previous snapshot: full backup"),
         }
     }
-    let session = BackupSession::new(writer.known_chunks());
+    let session = BackupSession::new(target.known_chunks()?);
     if g.verbose {
         eprintln!(
             "{} chunks known from the previous snapshot",
             session.known_count()
         );
     }
-    let fast = load_fast_hashes(&store, &group, writer.base(), &planned, session.known());
+    let fast = load_fast_hashes(&store, &group, target.base(), &planned, session.known());
     if g.verbose {
         eprintln!(
             "{} fast hashes (BLAKE3) from the previous backup",
@@ -277,6 +292,7 @@ pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
     let ctx = Ctx {
         g,
         store: &store,
+        target: &target,
         session: &session,
         threads: super::threads(g),
         fast: &fast,
@@ -293,23 +309,19 @@ pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
     for item in planned {
         let summary = match item {
             Planned::Image(spec, src) => {
-                let (index, summary, pairs) = image::backup(&ctx, &spec.name, src)?;
-                writer.add_fixed_index(&spec.name, &index)?;
+                let (summary, pairs) = image::backup(&ctx, &spec.name, src)?;
                 fast_pairs.push((spec.name.clone(), pairs));
                 summary
             }
             Planned::Tree(spec, root) => {
-                let mode = tree_mode(&ctx, args.change_detection_mode, writer.base(), spec)?;
-                let (indexes, summary) =
+                let mode = tree_mode(&ctx, args.change_detection_mode, target.base(), spec)?;
+                let summary =
                     tree::backup(&ctx, spec, *root, catalog.as_mut(), &mut tree_options, mode)?;
                 warnings += summary.tree.as_ref().map(|t| t.warnings).unwrap_or(0);
-                for (name, index) in &indexes {
-                    writer.add_dynamic_index(name, index)?;
-                }
                 summary
             }
             Planned::Blob(spec, data) => {
-                writer.add_blob(&spec.name, &data)?;
+                target.add_blob(&spec.name, &data)?;
                 if talk {
                     let size = bytes(data.len() as u64);
                     println!("{}: stored {size} from {}", spec.name, spec.path);
@@ -323,11 +335,9 @@ pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
         }
         summaries.push(summary);
     }
-    blobs.extend(profile::store_logs(&mut writer, &ran, talk)?);
+    blobs.extend(profile::store_logs(&target, &ran, talk)?);
     if let Some(catalog) = catalog {
-        let name = ArchiveName::parse("catalog.pcat1")?;
-        let index = tree::store_catalog(&ctx, catalog)?;
-        writer.add_dynamic_index(&name, &index)?;
+        tree::store_catalog(&ctx, catalog)?;
     }
     let totals = totals(&summaries);
     let mut unprotected = serde_json::Map::new();
@@ -345,7 +355,7 @@ pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
         reuse::CAPTURE_RECORD.into(),
         reuse::capture_record(capture_started, trees.map(|s| (&s.name, s.path.as_str()))),
     );
-    let snapshot = writer.finish(unprotected)?;
+    let snapshot = BackupTarget::finish(Box::new(target), unprotected)?;
     save_fast_hashes(g, &store, &snapshot, &fast_pairs);
     let secs = started.elapsed().as_secs_f64();
     let mut report = json!({

@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use serde_json::{json, Value};
-use stowage_datastore::SnapshotWriter;
+use stowage_core::session::BackupTarget;
 use stowage_types::ErrorClass;
 
 use super::{Spec, BLOB_LIMIT};
@@ -99,13 +99,13 @@ pub(super) fn run_commands<'a>(g: &GlobalOpts, profile: &'a Profile) -> Result<V
 
 /// Stores the logs in the snapshot; returns their JSON report rows.
 pub(super) fn store_logs(
-    writer: &mut SnapshotWriter<'_>,
+    target: &dyn BackupTarget,
     ran: &[Ran<'_>],
     talk: bool,
 ) -> Result<Vec<Value>> {
     let mut rows = Vec::new();
     for Ran { command, log } in ran {
-        writer.add_blob(&command.log, &log.data)?;
+        target.add_blob(&command.log, &log.data)?;
         if talk {
             println!(
                 "{}: stored {} from {} ({})",

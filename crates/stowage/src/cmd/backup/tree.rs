@@ -11,10 +11,11 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use stowage_archive::{Encoder, Format};
 use stowage_chunker::{Buzhash, CATALOG_AVG, DEFAULT_AVG};
-use stowage_core::{payload_pipe, pipe, BackupCounters, CdcSource, ImageBackup, ImageBackupStats};
-use stowage_format::{CatalogWriter, DynamicIndex};
+use stowage_core::session::IndexKind;
+use stowage_core::{payload_pipe, pipe, BackupCounters, CdcSource, ImageBackupStats};
+use stowage_format::CatalogWriter;
 use stowage_fs::{Captured, CreateOptions, CreateStats, Excludes, PayloadReuse};
-use stowage_types::{ArchiveName, BackupTime, ErrorClass};
+use stowage_types::{ArchiveName, ErrorClass};
 
 use super::reuse::{split_names, PreviousArchive, Reuser, SharedPayload};
 use super::summary::ArchiveSummary;
@@ -49,24 +50,6 @@ pub(super) fn open_root(path: &str) -> Result<Captured> {
     })
 }
 
-fn index_of(stream: ImageBackup) -> DynamicIndex {
-    let mut end = 0u64;
-    let entries = stream
-        .lengths
-        .iter()
-        .zip(stream.digests)
-        .map(|(len, digest)| {
-            end += u64::from(*len);
-            (end, digest)
-        })
-        .collect();
-    DynamicIndex {
-        uuid: *uuid::Uuid::new_v4().as_bytes(),
-        ctime: BackupTime::now().epoch(),
-        entries,
-    }
-}
-
 /// How a tree is stored.
 pub(super) enum Mode {
     /// One `.pxar` stream.
@@ -76,12 +59,8 @@ pub(super) enum Mode {
     Split(Option<PreviousArchive>),
 }
 
-/// What a tree's encoding produced.
-type Encoded = (
-    Vec<(ArchiveName, DynamicIndex)>,
-    ImageBackupStats,
-    CreateStats,
-);
+/// What a tree's encoding produced (its indexes are closed).
+type Encoded = (ImageBackupStats, CreateStats);
 
 pub(super) fn backup(
     ctx: &Ctx<'_>,
@@ -90,7 +69,7 @@ pub(super) fn backup(
     mut catalog: Option<&mut CatalogWriter<Vec<u8>>>,
     options: &mut CreateOptions,
     mode: Mode,
-) -> Result<(Vec<(ArchiveName, DynamicIndex)>, ArchiveSummary)> {
+) -> Result<ArchiveSummary> {
     let rules = options.excludes.len();
     let whole = spec.selection.as_ref().is_none_or(|s| s.is_all());
     if Path::new(&spec.path) == Path::new("/") && whole {
@@ -118,13 +97,13 @@ pub(super) fn backup(
     };
     options.excludes.truncate(rules);
     options.selection = None;
-    let (indexes, stats, walked) = encoded?;
+    let (stats, walked) = encoded?;
     if let Some(cat) = catalog {
         cat.end_directory()?;
     }
     let mut summary = ArchiveSummary::new(spec.name.user_name(), &spec.path, &stats);
     summary.tree = Some(walked);
-    Ok((indexes, summary))
+    Ok(summary)
 }
 
 fn max_chunk() -> usize {
@@ -166,7 +145,8 @@ fn encode_unified(
             spec.name.user_name(),
             source,
             &spec.path,
-            max_chunk(),
+            &spec.name,
+            (IndexKind::Dynamic, max_chunk()),
             None,
             &counters,
         );
@@ -176,11 +156,11 @@ fn encode_unified(
         (stream, walked)
     });
     // A failed pipeline makes the walker fail too (its pipe closes): report the pipeline's error.
-    let stream = stream?;
+    let (writer, stream) = stream?;
     let walked = walked.with_context(|| format!("backup of {} failed", spec.path))?;
     reporter.finish();
-    let stats = stream.stats.clone();
-    Ok((vec![(spec.name.clone(), index_of(stream))], stats, walked))
+    Ctx::close(writer, &stream)?;
+    Ok((stream.stats, walked))
 }
 
 /// A `.mpxar` and a `.ppxar` stream, each chunked by its own pipeline.
@@ -227,7 +207,8 @@ fn encode_split(
                 payload_name.user_name(),
                 payload_source,
                 &spec.path,
-                max_chunk(),
+                &payload_name,
+                (IndexKind::Dynamic, max_chunk()),
                 None,
                 &payload_counters,
             )
@@ -237,7 +218,8 @@ fn encode_split(
             meta_name.user_name(),
             source,
             &spec.path,
-            max_chunk(),
+            &meta_name,
+            (IndexKind::Dynamic, max_chunk()),
             None,
             &meta_counters,
         );
@@ -249,29 +231,33 @@ fn encode_split(
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the file-tree walker panicked")));
         (meta, payload, walked)
     });
-    let payload = payload?;
-    let meta = meta?;
+    let (payload_writer, payload) = payload?;
+    let (meta_writer, meta) = meta?;
     let walked = walked.with_context(|| format!("backup of {} failed", spec.path))?;
     reporter.finish();
-    let mut stats = meta.stats.clone();
+    Ctx::close(meta_writer, &meta)?;
+    Ctx::close(payload_writer, &payload)?;
+    let mut stats = meta.stats;
     stats.add(&payload.stats);
-    let indexes = vec![
-        (meta_name, index_of(meta)),
-        (payload_name, index_of(payload)),
-    ];
-    Ok((indexes, stats, walked))
+    Ok((stats, walked))
 }
 
 /// Chunks and stores the catalog of every tree of the backup.
-pub(super) fn store_catalog(
-    ctx: &Ctx<'_>,
-    catalog: CatalogWriter<Vec<u8>>,
-) -> Result<DynamicIndex> {
+pub(super) fn store_catalog(ctx: &Ctx<'_>, catalog: CatalogWriter<Vec<u8>>) -> Result<()> {
     let bytes = catalog.finish()?;
     let chunker = Buzhash::new(CATALOG_AVG).expect("valid average");
     let max = chunker.max_size();
     let source = CdcSource::new(&bytes[..], chunker);
     let counters = BackupCounters::default();
-    let stream = ctx.run_pipeline("catalog", source, "catalog", max, None, &counters)?;
-    Ok(index_of(stream))
+    let name = ArchiveName::parse("catalog.pcat1")?;
+    let (writer, stream) = ctx.run_pipeline(
+        "catalog",
+        source,
+        "catalog",
+        &name,
+        (IndexKind::Dynamic, max),
+        None,
+        &counters,
+    )?;
+    Ctx::close(writer, &stream)
 }
