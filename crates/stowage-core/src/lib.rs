@@ -16,6 +16,7 @@ mod pipe;
 mod random;
 mod restore;
 pub mod session;
+mod stream;
 #[cfg(test)]
 mod testutil;
 mod traits;
@@ -33,6 +34,7 @@ pub use payload::{payload_pipe, PayloadSource, PayloadWriter};
 pub use pipe::{is_closed, pipe, PipeReader, PipeWriter};
 pub use random::{chunk_feed, ChunkFeed, FeedTarget, RandomReader};
 pub use restore::{restore_image, RestoreCounters, RestoreStats};
+pub use stream::{read_stream, with_stream};
 pub use traits::{ChunkSink, ChunkSource, ImageTarget, PositionalWrite};
 
 /// Threads to use when the user did not say: every core.

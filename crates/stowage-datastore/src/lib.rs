@@ -20,7 +20,6 @@ mod namespaces;
 mod prune;
 mod session;
 mod snapshots;
-mod stream;
 mod sync;
 mod upid;
 mod verify;

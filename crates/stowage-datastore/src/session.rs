@@ -66,11 +66,7 @@ impl<'s> LocalRepository<'s> {
 
     /// Opens a finished snapshot, with the concrete type.
     pub fn open(&self, snapshot: &SnapshotRef) -> Result<LocalReader<'s>, SessionError> {
-        Ok(LocalReader {
-            store: self.store,
-            snapshot: snapshot.clone(),
-            manifest: self.store.load_manifest(snapshot)?,
-        })
+        Ok(self.store.open_snapshot(snapshot)?)
     }
 }
 
@@ -92,6 +88,17 @@ impl Repository for LocalRepository<'_> {
 
     fn finished_snapshots(&self, group: &BackupGroup) -> Result<Vec<SnapshotRef>, SessionError> {
         Ok(self.store.finished_snapshots(group)?)
+    }
+}
+
+impl Datastore {
+    /// Opens a finished snapshot for reading (its manifest is read and checked now).
+    pub fn open_snapshot(&self, snapshot: &SnapshotRef) -> Result<LocalReader<'_>, DatastoreError> {
+        Ok(LocalReader {
+            store: self,
+            snapshot: snapshot.clone(),
+            manifest: self.load_manifest(snapshot)?,
+        })
     }
 }
 

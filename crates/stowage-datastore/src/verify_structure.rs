@@ -109,46 +109,53 @@ impl Datastore {
         threads: usize,
     ) -> Result<(), String> {
         let counters = RestoreCounters::default();
-        let checked = self.with_stream(index, "archive", threads, &counters, |stream| {
-            let mut decoder = Decoder::new(stream);
-            let mut links = HardlinkCheck::new();
-            let mut buf = vec![0u8; 64 * 1024];
-            while let Some(event) = decoder.next_event().map_err(|e| e.to_string())? {
-                let Event::Entry(entry) = event else { continue };
-                links.check(&entry).map_err(|e| e.to_string())?;
-                let EntryKind::File { payload, .. } = entry.kind else {
-                    continue;
-                };
-                let path = || String::from_utf8_lossy(&entry.path.join(&b'/')).into_owned();
-                match (payload, payload_size) {
-                    (Payload::Inline, _) => loop {
-                        match decoder.read_payload(&mut buf) {
-                            Ok(0) => break,
-                            Ok(_) => {}
-                            Err(e) => return Err(Problem(format!("{}: {e}", path()))),
-                        }
-                    },
-                    (Payload::Ref(r), Some(size)) => {
-                        let end = r.offset.checked_add(16).and_then(|e| e.checked_add(r.size));
-                        if end.is_none_or(|end| end > size) {
-                            return Err(Problem(format!(
+        let checked = stowage_core::with_stream(
+            self.chunk_store(),
+            index,
+            "archive",
+            threads,
+            &counters,
+            |stream| {
+                let mut decoder = Decoder::new(stream);
+                let mut links = HardlinkCheck::new();
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Some(event) = decoder.next_event().map_err(|e| e.to_string())? {
+                    let Event::Entry(entry) = event else { continue };
+                    links.check(&entry).map_err(|e| e.to_string())?;
+                    let EntryKind::File { payload, .. } = entry.kind else {
+                        continue;
+                    };
+                    let path = || String::from_utf8_lossy(&entry.path.join(&b'/')).into_owned();
+                    match (payload, payload_size) {
+                        (Payload::Inline, _) => loop {
+                            match decoder.read_payload(&mut buf) {
+                                Ok(0) => break,
+                                Ok(_) => {}
+                                Err(e) => return Err(Problem(format!("{}: {e}", path()))),
+                            }
+                        },
+                        (Payload::Ref(r), Some(size)) => {
+                            let end = r.offset.checked_add(16).and_then(|e| e.checked_add(r.size));
+                            if end.is_none_or(|end| end > size) {
+                                return Err(Problem(format!(
                                 "{}: its contents ({} bytes at offset {}) lie beyond the payload stream ({size} bytes)",
                                 path(),
                                 r.size,
                                 r.offset
                             )));
+                            }
+                        }
+                        (Payload::Ref(_), None) => {
+                            return Err(Problem(format!(
+                                "{}: refers to a payload stream the archive does not have",
+                                path()
+                            )))
                         }
                     }
-                    (Payload::Ref(_), None) => {
-                        return Err(Problem(format!(
-                            "{}: refers to a payload stream the archive does not have",
-                            path()
-                        )))
-                    }
                 }
-            }
-            Ok(())
-        });
+                Ok(())
+            },
+        );
         checked.map_err(|Problem(e)| e)
     }
 
@@ -159,8 +166,7 @@ impl Datastore {
                 index.size()
             ));
         }
-        let bytes = self
-            .read_stream(index, "catalog", threads)
+        let bytes = stowage_core::read_stream(self.chunk_store(), index, "catalog", threads)
             .map_err(|e| e.to_string())?;
         let reader = CatalogReader::new(&bytes).map_err(|e| e.to_string())?;
         for item in reader.walk() {

@@ -64,6 +64,9 @@ fn class_of(cause: &(dyn std::error::Error + 'static)) -> Option<ErrorClass> {
     if let Some(e) = cause.downcast_ref::<DatastoreError>() {
         return Some(e.class());
     }
+    if let Some(e) = cause.downcast_ref::<stowage_ops::OpsError>() {
+        return Some(e.class());
+    }
     if let Some(e) = cause.downcast_ref::<SessionError>() {
         return Some(e.class());
     }

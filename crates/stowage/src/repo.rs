@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use stowage_datastore::Datastore;
+use stowage_datastore::{Datastore, LocalReader};
 use stowage_types::{BackupNamespace, ErrorClass};
 
 use crate::cli::GlobalOpts;
@@ -30,6 +30,12 @@ pub fn open(global: &GlobalOpts) -> Result<Datastore> {
         return Ok(store);
     }
     Ok(store.in_namespace(&ns)?)
+}
+
+/// The snapshot `spec` names (`type/id/time`, or `type/id` for the newest), opened for reading.
+pub fn open_snapshot<'s>(store: &'s Datastore, spec: &str) -> Result<LocalReader<'s>> {
+    let snapshot = store.resolve_snapshot(spec)?;
+    Ok(store.open_snapshot(&snapshot)?)
 }
 
 /// The datastore in its root namespace, whatever `--ns` says.

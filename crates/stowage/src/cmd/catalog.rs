@@ -5,7 +5,8 @@ use std::os::unix::ffi::OsStrExt;
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use stowage_format::catalog::{CatalogEntryKind, MAX_CATALOG_SIZE};
+use stowage_core::session::SnapshotReader;
+use stowage_format::catalog::CatalogEntryKind;
 use stowage_format::{CatalogError, CatalogReader};
 use stowage_types::{ArchiveName, ErrorClass};
 
@@ -29,32 +30,10 @@ fn kind_letter(kind: &CatalogEntryKind) -> char {
 
 pub fn run(g: &GlobalOpts, snapshot: &str, find: Option<&OsStr>) -> Result<i32> {
     let store = repo::open(g)?;
-    let snapshot = store.resolve_snapshot(snapshot)?;
-    let manifest = store.load_manifest(&snapshot)?;
-    let name = ArchiveName::parse("catalog.pcat1")?;
-    if manifest.file(&name.stored_name()).is_none() {
-        return Err(fail(
-            ErrorClass::NotFound,
-            format!("snapshot {snapshot} has no catalog (it holds no file-tree archive)"),
-        ));
-    }
-    let index = store.read_dynamic_index(&snapshot, &manifest, &name)?;
-    // The catalog is read into memory whole: its index may not ask for more than a catalog of
-    // tens of millions of entries takes (a few index entries of one repeated chunk can declare
-    // any size).
-    if index.size() > MAX_CATALOG_SIZE {
-        return Err(fail(
-            ErrorClass::Verification,
-            format!(
-                "{} of {snapshot} declares a catalog of {} bytes, more than the {} a catalog \
-                 may have here",
-                name.stored_name(),
-                index.size(),
-                MAX_CATALOG_SIZE
-            ),
-        ));
-    }
-    let bytes = store.read_stream(&index, "catalog", super::threads(g))?;
+    let reader = repo::open_snapshot(&store, snapshot)?;
+    let snapshot = reader.snapshot().clone();
+    let bytes = stowage_ops::catalog::load_catalog(&reader, super::threads(g))?;
+    let name = ArchiveName::parse(stowage_ops::catalog::CATALOG_NAME)?;
     let damaged = || format!("{} of {snapshot}", name.stored_name());
     let reader = CatalogReader::new(&bytes).with_context(damaged)?;
     let entries: Box<dyn Iterator<Item = _>> = match find {

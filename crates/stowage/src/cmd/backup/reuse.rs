@@ -143,38 +143,45 @@ fn load_files(
     tx: &Sender<Batch>,
 ) -> Result<()> {
     let counters = RestoreCounters::default();
-    store.with_stream(meta, what, threads, &counters, |stream| {
-        let mut batch = Vec::with_capacity(BATCH);
-        let mut decoder = Decoder::new(stream);
-        while let Some(event) = decoder.next_event().with_context(|| what.to_string())? {
-            let Event::Entry(entry) = event else { continue };
-            let kind = match entry.kind {
-                EntryKind::File {
-                    size,
-                    payload: Payload::Ref(r),
-                } => Kind::File {
-                    size,
-                    offset: r.offset,
-                },
-                EntryKind::Directory if !entry.path.is_empty() => Kind::Directory,
-                EntryKind::Symlink { target } => Kind::Symlink { target },
-                _ => continue,
-            };
-            let file = PreviousFile {
-                metadata: entry.metadata,
-                kind,
-            };
-            batch.push((entry.path.join(&b'/'), file));
-            if batch.len() == BATCH {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                if tx.send(Ok(full)).is_err() {
-                    return Ok(()); // the walk is over
+    stowage_core::with_stream(
+        store.chunk_store(),
+        meta,
+        what,
+        threads,
+        &counters,
+        |stream| {
+            let mut batch = Vec::with_capacity(BATCH);
+            let mut decoder = Decoder::new(stream);
+            while let Some(event) = decoder.next_event().with_context(|| what.to_string())? {
+                let Event::Entry(entry) = event else { continue };
+                let kind = match entry.kind {
+                    EntryKind::File {
+                        size,
+                        payload: Payload::Ref(r),
+                    } => Kind::File {
+                        size,
+                        offset: r.offset,
+                    },
+                    EntryKind::Directory if !entry.path.is_empty() => Kind::Directory,
+                    EntryKind::Symlink { target } => Kind::Symlink { target },
+                    _ => continue,
+                };
+                let file = PreviousFile {
+                    metadata: entry.metadata,
+                    kind,
+                };
+                batch.push((entry.path.join(&b'/'), file));
+                if batch.len() == BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    if tx.send(Ok(full)).is_err() {
+                        return Ok(()); // the walk is over
+                    }
                 }
             }
-        }
-        let _ = tx.send(Ok(batch));
-        Ok(())
-    })
+            let _ = tx.send(Ok(batch));
+            Ok(())
+        },
+    )
 }
 
 impl PreviousArchive {

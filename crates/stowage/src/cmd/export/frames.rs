@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use anyhow::{anyhow, Result};
 use crossbeam_channel::bounded;
 use stowage_core::{decode_and_verify, zero_digest, ChunkLayout, ChunkSource};
-use stowage_datastore::ChunkStore;
 use stowage_format::blob::{BlobKind, HEADER_LEN, ZSTD_LEVEL};
 use stowage_format::{BlobDecoder, FixedIndex};
 use stowage_types::Digest;
@@ -23,7 +22,7 @@ pub const STORED_LEVEL: i32 = ZSTD_LEVEL;
 
 /// What all workers share.
 struct Job<'a> {
-    store: &'a ChunkStore,
+    store: &'a dyn ChunkSource,
     index: &'a FixedIndex,
     level: i32,
     /// The digest of an all-zero chunk, per chunk length.
@@ -118,7 +117,7 @@ fn repeated_digests(index: &FixedIndex) -> HashSet<Digest> {
 
 /// Writes the image of `index` to `out` as a series of zstd frames, `threads` chunks at a time.
 pub fn zstd_frames(
-    store: &ChunkStore,
+    store: &dyn ChunkSource,
     index: &FixedIndex,
     level: i32,
     threads: usize,

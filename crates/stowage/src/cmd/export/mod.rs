@@ -4,8 +4,8 @@ use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use stowage_core::{restore_image, RestoreCounters};
-use stowage_datastore::Datastore;
+use stowage_core::session::SnapshotReader;
+use stowage_core::{restore_image, ChunkSource, RestoreCounters};
 use stowage_format::blob::{decode_blob, MAX_BLOB_SIZE};
 use stowage_types::{ArchiveKind, ArchiveName};
 
@@ -21,7 +21,7 @@ use stowage_export::compress::Format;
 /// Up to four of an archive's `count` chunks, spread over it and decoded: what the space check
 /// compresses to estimate the output size.
 fn chunk_samples(
-    store: &Datastore,
+    chunks: &dyn ChunkSource,
     count: usize,
     digest_at: impl Fn(usize) -> stowage_types::Digest,
 ) -> Vec<Vec<u8>> {
@@ -33,7 +33,8 @@ fn chunk_samples(
     picks
         .into_iter()
         .filter_map(|i| {
-            let raw = std::fs::read(store.chunk_store().chunk_path(&digest_at(i))).ok()?;
+            let mut raw = Vec::new();
+            chunks.read_chunk(&digest_at(i), &mut raw).ok()?;
             decode_blob(&raw, MAX_BLOB_SIZE).ok()
         })
         .collect()
@@ -42,8 +43,8 @@ fn chunk_samples(
 pub fn run(g: &GlobalOpts, args: ExportArgs) -> Result<i32> {
     let archive = ArchiveName::parse(&args.archive)?;
     let store = repo::open(g)?;
-    let snapshot = store.resolve_snapshot(&args.snapshot)?;
-    let manifest = store.load_manifest(&snapshot)?;
+    let reader = repo::open_snapshot(&store, &args.snapshot)?;
+    let snapshot = reader.snapshot().clone();
     let ns = store.namespace();
     let source = if ns.is_root() {
         format!("{snapshot} {archive}")
@@ -53,7 +54,7 @@ pub fn run(g: &GlobalOpts, args: ExportArgs) -> Result<i32> {
     let threads = super::threads(g);
     match archive.kind() {
         ArchiveKind::Image => {
-            let index = store.read_fixed_index(&snapshot, &manifest, &archive)?;
+            let index = reader.fixed_index(&archive)?;
             let format = resolve_format(&args.output, &args.out)?;
             let level = args.output.level.unwrap_or(format.default_level());
             // zstd: a frame per chunk, verified and compressed by the same worker (at level 1
@@ -72,11 +73,11 @@ pub fn run(g: &GlobalOpts, args: ExportArgs) -> Result<i32> {
                 &args.output,
                 &args.out,
                 job,
-                || chunk_samples(&store, index.digests.len(), |i| index.digests[i]),
+                || chunk_samples(reader.chunks(), index.digests.len(), |i| index.digests[i]),
                 |out: &mut dyn Write| {
                     if frames {
                         frames::zstd_frames(
-                            store.chunk_store(),
+                            reader.chunks(),
                             &index,
                             level,
                             threads,
@@ -89,7 +90,7 @@ pub fn run(g: &GlobalOpts, args: ExportArgs) -> Result<i32> {
                     let counters = Arc::new(RestoreCounters::default());
                     restore_image(
                         &index,
-                        store.chunk_store(),
+                        reader.chunks(),
                         &mut WriteTarget { out },
                         &args.out,
                         threads,
@@ -102,7 +103,7 @@ pub fn run(g: &GlobalOpts, args: ExportArgs) -> Result<i32> {
             )
         }
         ArchiveKind::Blob => {
-            let data = store.read_blob_file(&snapshot, &manifest, &archive)?;
+            let data = reader.blob(&archive)?;
             let job = Job {
                 source,
                 content: "file",
@@ -122,8 +123,6 @@ pub fn run(g: &GlobalOpts, args: ExportArgs) -> Result<i32> {
                 },
             )
         }
-        ArchiveKind::Pxar => {
-            tree::export_tree(g, &args, &store, &snapshot, &manifest, &archive, source)
-        }
+        ArchiveKind::Pxar => tree::export_tree(g, &args, &reader, &archive, source),
     }
 }

@@ -5,11 +5,10 @@ use std::io::{self, Read, Write};
 use anyhow::{Context, Result};
 use stowage_archive::Decoder;
 use stowage_archive::{check_payload_header, PayloadRef};
-use stowage_core::{PipelineError, RandomReader, RestoreCounters};
-use stowage_datastore::Datastore;
+use stowage_core::session::SnapshotReader;
+use stowage_core::{with_stream, PipelineError, RandomReader, RestoreCounters};
 use stowage_export::tar::{pxar_to_tar, PayloadSource};
-use stowage_format::Manifest;
-use stowage_types::{ArchiveName, SnapshotRef};
+use stowage_types::ArchiveName;
 
 use crate::archive_out::{write_archive, Job};
 use crate::cli::{ExportArgs, GlobalOpts};
@@ -20,13 +19,12 @@ const PAYLOAD_CACHE: usize = 4;
 pub fn export_tree(
     g: &GlobalOpts,
     args: &ExportArgs,
-    store: &Datastore,
-    snapshot: &SnapshotRef,
-    manifest: &Manifest,
+    reader: &dyn SnapshotReader,
     archive: &ArchiveName,
     source: String,
 ) -> Result<i32> {
-    let (index, payload) = crate::cmd::restore::tree_indexes(store, snapshot, manifest, archive)?;
+    let indexes = stowage_ops::restore::tree_indexes(reader, archive)?;
+    let (index, payload) = (indexes.archive, indexes.payload);
     let threads = crate::cmd::threads(g);
     // The tar is about as big as the archive's data; the exact size is unknown in advance.
     let size = index.size() + payload.as_ref().map_or(0, |p| p.size());
@@ -46,18 +44,19 @@ pub fn export_tree(
         || {
             // The file contents: the payload stream of a split archive, else the archive itself.
             let data = payload.as_ref().unwrap_or(&index);
-            super::chunk_samples(store, data.entries.len(), |i| data.entries[i].1)
+            super::chunk_samples(reader.chunks(), data.entries.len(), |i| data.entries[i].1)
         },
         |out: &mut dyn Write| {
             let counters = RestoreCounters::default();
             let mut payloads = payload.as_ref().map(|p| {
-                let reader = RandomReader::new(p, store.chunk_store(), PAYLOAD_CACHE)
+                let random = RandomReader::new(p, reader.chunks(), PAYLOAD_CACHE)
                     .with_name(format!("{name} payload stream"));
-                RandomPayloads(reader)
+                RandomPayloads(random)
             });
-            let stats = store.with_stream(&index, &name, threads, &counters, |reader| {
+            let chunks = reader.chunks();
+            let stats = with_stream(chunks, &index, &name, threads, &counters, |stream| {
                 let source = payloads.as_mut().map(|p| p as &mut dyn PayloadSource);
-                pxar_to_tar(Decoder::new(reader), source, &mut *out)
+                pxar_to_tar(Decoder::new(stream), source, &mut *out)
                     .with_context(|| format!("archive {name}"))
             })?;
             if stats.skipped_sockets > 0 && !g.quiet {

@@ -1,17 +1,15 @@
 //! `stowage restore`: an image to a file, block device or stdout; a blob to a file or stdout;
 //! a file-tree archive into a directory.
 
-mod tree;
-
-pub use tree::{copy_payload, trim_slashes};
-
 use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use stowage_core::{restore_image, RestoreCounters};
+use stowage_core::session::SnapshotReader;
+use stowage_core::RestoreCounters;
+use stowage_ops::restore::{restore_tree, tree_indexes, ImageRestore, TreeTarget};
 use stowage_types::{ArchiveKind, ArchiveName, ErrorClass};
 
 use crate::cli::{GlobalOpts, OutputFormat, RestoreArgs};
@@ -20,38 +18,14 @@ use crate::output::{bytes, percent, rate};
 use crate::progress::{Reporter, Sample};
 use crate::{repo, target};
 
-/// The index of a file-tree archive, and of its payload stream when it is stored split
-/// (`root.pxar` is then `root.mpxar` + `root.ppxar`).
-pub fn tree_indexes(
-    store: &stowage_datastore::Datastore,
-    snapshot: &stowage_types::SnapshotRef,
-    manifest: &stowage_format::Manifest,
-    archive: &ArchiveName,
-) -> Result<(
-    stowage_format::DynamicIndex,
-    Option<stowage_format::DynamicIndex>,
-)> {
-    if manifest.file(&archive.stored_name()).is_none() && archive.user_name().ends_with(".pxar") {
-        let stem = archive.user_name().trim_end_matches(".pxar");
-        let meta = ArchiveName::parse(&format!("{stem}.mpxar"))?;
-        let payload = ArchiveName::parse(&format!("{stem}.ppxar"))?;
-        if manifest.file(&meta.stored_name()).is_some() {
-            let meta_index = store.read_dynamic_index(snapshot, manifest, &meta)?;
-            let payload_index = store.read_dynamic_index(snapshot, manifest, &payload)?;
-            return Ok((meta_index, Some(payload_index)));
-        }
-    }
-    Ok((store.read_dynamic_index(snapshot, manifest, archive)?, None))
-}
-
 pub fn run(g: &GlobalOpts, args: RestoreArgs) -> Result<i32> {
     let archive = ArchiveName::parse(&args.archive)?;
     let store = repo::open(g)?;
-    let snapshot = store.resolve_snapshot(&args.snapshot)?;
-    let manifest = store.load_manifest(&snapshot)?;
+    let reader = repo::open_snapshot(&store, &args.snapshot)?;
+    let snapshot = reader.snapshot().clone();
     match archive.kind() {
         ArchiveKind::Blob => {
-            let data = store.read_blob_file(&snapshot, &manifest, &archive)?;
+            let data = reader.blob(&archive)?;
             let mut t = target::open(&args.target, data.len() as u64, args.overwrite)?;
             let write_err = |e| {
                 fail(
@@ -67,10 +41,11 @@ pub fn run(g: &GlobalOpts, args: RestoreArgs) -> Result<i32> {
             Ok(OK)
         }
         ArchiveKind::Pxar => {
-            let (index, payload) = tree_indexes(&store, &snapshot, &manifest, &archive)?;
+            let indexes = tree_indexes(&reader, &archive)?;
+            let index = &indexes.archive;
             // The archive stream and, for a split archive, the payload stream.
             let counters = Arc::new([RestoreCounters::default(), RestoreCounters::default()]);
-            let total = index.size() + payload.as_ref().map_or(0, |p| p.size());
+            let total = indexes.size();
             let probe = counters.clone();
             let reporter = Reporter::start(
                 format!("restore {archive}"),
@@ -81,15 +56,15 @@ pub fn run(g: &GlobalOpts, args: RestoreArgs) -> Result<i32> {
                 !g.quiet,
             );
             let started = std::time::Instant::now();
-            let to = tree::TreeTarget {
+            let to = TreeTarget {
                 target: &args.target,
                 overwrite: args.overwrite,
                 includes: &args.include,
             };
-            let result = tree::restore(
-                &store,
-                &index,
-                payload.as_ref(),
+            let result = restore_tree(
+                reader.chunks(),
+                index,
+                indexes.payload.as_ref(),
                 archive.user_name(),
                 to,
                 super::threads(g),
@@ -122,21 +97,19 @@ pub fn run(g: &GlobalOpts, args: RestoreArgs) -> Result<i32> {
             Ok(OK)
         }
         ArchiveKind::Image => {
-            let index = store.read_fixed_index(&snapshot, &manifest, &archive)?;
-            let mut t = target::open(&args.target, index.size, args.overwrite)?;
+            let image = ImageRestore::open(&reader, &archive)?;
+            let mut t = target::open(&args.target, image.size(), args.overwrite)?;
             let to_stdout = args.target == "-";
             let counters = Arc::new(RestoreCounters::default());
             let probe = counters.clone();
-            let size = index.size;
+            let size = image.size();
             let reporter = Reporter::start(
                 format!("restore {archive}"),
                 Box::new(move || Sample::bytes(probe.done.load(Ordering::Relaxed), Some(size))),
                 !g.quiet,
             );
             let threads = super::threads(g);
-            let result = restore_image(
-                &index,
-                store.chunk_store(),
+            let result = image.run(
                 t.as_image_target(),
                 &args.target,
                 threads,

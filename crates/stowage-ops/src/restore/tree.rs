@@ -5,84 +5,27 @@ use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use anyhow::{Context, Result};
 use stowage_archive::{
     check_payload_header, Decoder, Entry, EntryKind, Event, LinkOffset, Metadata, Payload,
     PayloadRef,
 };
-use stowage_core::{chunk_feed, restore_image, PipelineError, RandomReader, RestoreCounters};
-use stowage_datastore::Datastore;
-use stowage_format::pattern::{MatchType, Pattern, PatternList};
+use stowage_core::{
+    chunk_feed, restore_image, with_stream, ChunkSource, PipelineError, RandomReader,
+    RestoreCounters,
+};
 use stowage_format::DynamicIndex;
 use stowage_fs::{RestoreOptions, Restorer};
 use stowage_types::ErrorClass;
 
-use crate::exit::fail;
+use super::Includes;
+use crate::{Context, OpsError};
+
+type Result<T, E = OpsError> = std::result::Result<T, E>;
 
 /// Decoded payload chunks kept for consecutive small files of a split archive.
 const PAYLOAD_CACHE_CHUNKS: usize = 4;
 /// Payload chunks fetched ahead of the restore.
 const FEED_CHUNKS: usize = 8;
-
-/// Which entries to restore: all, or those an ordered list of patterns selects (PBS's restore
-/// `--pattern`; see [`stowage_format::pattern`]). The last matching pattern decides; a `!`
-/// pattern excludes. An entry no pattern matches inherits the decision of its directory; the
-/// archive root (`/`) is included only if a pattern says so, or when there are no patterns.
-pub struct Includes(PatternList);
-
-impl Includes {
-    pub fn new(patterns: &[OsString]) -> Result<Includes> {
-        let mut list = PatternList::new();
-        for p in patterns {
-            let pattern = Pattern::parse(p.as_bytes(), MatchType::Include).map_err(|e| {
-                fail(
-                    ErrorClass::Usage,
-                    format!("invalid --include pattern '{}': {}", e.pattern, e.reason),
-                )
-            })?;
-            list.push(pattern);
-        }
-        Ok(Includes(list))
-    }
-
-    pub fn everything(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Whether the entry at `path` (relative to the archive root, `etc/hosts`) is restored, when
-    /// its directory's decision is `parent`.
-    pub fn decide(&self, path: &[u8], is_dir: bool, parent: bool) -> bool {
-        if self.everything() {
-            return true;
-        }
-        let mut full = Vec::with_capacity(path.len() + 1);
-        full.push(b'/');
-        full.extend_from_slice(path);
-        match self.0.matches(&full, is_dir) {
-            Some(ty) => ty == MatchType::Include,
-            None => parent,
-        }
-    }
-
-    /// The decision for the archive root, which the entries below it inherit.
-    pub fn root(&self) -> bool {
-        match self.0.matches(b"/", true) {
-            Some(ty) => ty == MatchType::Include,
-            None => self.everything(),
-        }
-    }
-}
-
-/// A path as the user gives it (`/etc/`, `etc`) in the archive's form (`etc`).
-pub fn trim_slashes(mut p: &[u8]) -> &[u8] {
-    while let [b'/', rest @ ..] = p {
-        p = rest;
-    }
-    while let [rest @ .., b'/'] = p {
-        p = rest;
-    }
-    p
-}
 
 /// A directory seen in the archive, created only once something in it is restored.
 struct Pending {
@@ -123,7 +66,7 @@ impl<'a> TreeRestore<'a> {
         threads: usize,
     ) -> Result<Self> {
         std::fs::create_dir_all(target).map_err(|e| {
-            fail(
+            OpsError::failed(
                 ErrorClass::of_write_error(&e, ErrorClass::Target),
                 format!("cannot create restore target {}: {e}", target.display()),
             )
@@ -251,7 +194,7 @@ impl<'a> TreeRestore<'a> {
         };
         // Taken out while its decoder runs, so the file can be written meanwhile.
         let Some(mut archive) = self.archive.take() else {
-            return Err(fail(
+            return Err(OpsError::failed(
                 ErrorClass::Internal,
                 format!("{}: the archive cannot be read again", shown()),
             ));
@@ -264,9 +207,9 @@ impl<'a> TreeRestore<'a> {
         let mut decoder = Decoder::at_entry(input, target.0, split);
         // The entry there must carry the target's name (its directories are not known here).
         let target_name = target_path.rsplit(|&b| b == b'/').next();
-        let result = match decoder.next_event().with_context(shown) {
+        let result = match decoder.next_event().context(shown) {
             Ok(Some(Event::Entry(entry))) if entry.path.last().map(|n| &n[..]) != target_name => {
-                Err(fail(
+                Err(OpsError::failed(
                     ErrorClass::Verification,
                     format!(
                         "{}: the entry at offset {} is {}, not the target",
@@ -280,7 +223,7 @@ impl<'a> TreeRestore<'a> {
                 EntryKind::File { size, payload } => {
                     self.write_file(&mut decoder, name, &entry.metadata, size, payload)
                 }
-                _ => Err(fail(
+                _ => Err(OpsError::failed(
                     ErrorClass::Verification,
                     format!(
                         "{}: the entry at offset {} is not a regular file",
@@ -289,7 +232,7 @@ impl<'a> TreeRestore<'a> {
                     ),
                 )),
             },
-            Ok(_) => Err(fail(
+            Ok(_) => Err(OpsError::failed(
                 ErrorClass::Verification,
                 format!("{}: no entry at offset {}", shown(), target.0),
             )),
@@ -316,22 +259,23 @@ impl<'a> TreeRestore<'a> {
         let mut writer = self.restorer.create_file(name, metadata, size)?;
         match (payload, self.payload.as_mut()) {
             (Payload::Inline, _) => loop {
-                let n = decoder.read_payload(&mut self.buf).with_context(contents)?;
+                let n = decoder.read_payload(&mut self.buf).context(contents)?;
                 if n == 0 {
                     break;
                 }
                 writer.put(&self.buf[..n])?;
             },
             (Payload::Ref(r), Some(reader)) => {
-                copy_payload(reader, r, &mut writer).map_err(|e| match e
-                    .downcast_ref::<stowage_fs::RestoreError>()
-                {
-                    Some(_) => e,
-                    None => e.context(contents()),
+                copy_payload(reader, r, &mut writer).map_err(|e| match e.is_restore_error() {
+                    true => e,
+                    false => OpsError::Context {
+                        context: contents(),
+                        source: Box::new(e),
+                    },
                 })?
             }
             (Payload::Ref(_), None) => {
-                return Err(fail(
+                return Err(OpsError::failed(
                     ErrorClass::Verification,
                     "the archive refers to a payload stream, but there is none".to_string(),
                 ))
@@ -391,7 +335,7 @@ pub fn copy_payload(
             // The file being restored failed to take the bytes: its own error names it.
             PipelineError::TargetWrite { name, source } => {
                 match source.downcast::<stowage_fs::RestoreError>() {
-                    Ok(restore) => anyhow::Error::new(restore),
+                    Ok(restore) => OpsError::Restore(restore),
                     Err(source) => PipelineError::TargetWrite { name, source }.into(),
                 }
             }
@@ -408,8 +352,8 @@ pub struct TreeTarget<'a> {
 
 /// Restores the archive behind `index` into the target directory; returns the entries restored.
 /// `counters` count the archive stream and the payload stream (of a split archive).
-pub fn restore(
-    store: &Datastore,
+pub fn restore_tree(
+    chunks: &dyn ChunkSource,
     index: &DynamicIndex,
     payload: Option<&DynamicIndex>,
     archive: &str,
@@ -423,7 +367,7 @@ pub fn restore(
         includes,
     } = to;
     if target == "-" {
-        return Err(fail(
+        return Err(OpsError::failed(
             ErrorClass::Usage,
             format!("{archive} is a file-tree archive: restore it into a directory, or print one file with 'stowage cat'"),
         ));
@@ -443,7 +387,7 @@ pub fn restore(
                     let name = format!("{archive} payload");
                     restore_image(
                         p,
-                        store.chunk_store(),
+                        chunks,
                         &mut feed_target,
                         &name,
                         threads,
@@ -451,7 +395,7 @@ pub fn restore(
                         counters,
                     )
                 });
-                let reader = RandomReader::new(p, store.chunk_store(), PAYLOAD_CACHE_CHUNKS)
+                let reader = RandomReader::new(p, chunks, PAYLOAD_CACHE_CHUNKS)
                     .with_name(format!("{archive} payload stream"));
                 (Some(reader.with_feed(feed)), Some(feeder))
             }
@@ -460,7 +404,7 @@ pub fn restore(
         // A partial restore may need to read an entry again (a hardlink's first name).
         let again = match includes.everything() {
             true => None,
-            false => Some(RandomReader::new(index, store.chunk_store(), 2).with_name(archive)),
+            false => Some(RandomReader::new(index, chunks, 2).with_name(archive)),
         };
         let mut tree = TreeRestore::new(
             Path::new(target),
@@ -470,15 +414,15 @@ pub fn restore(
             again,
             threads,
         )?;
-        store.with_stream(index, archive, threads, &counters[0], |stream| {
+        with_stream(chunks, index, archive, threads, &counters[0], |stream| {
             let mut decoder = Decoder::new(stream);
             while let Some(event) = decoder
                 .next_event()
-                .with_context(|| format!("archive {archive}"))?
+                .context(|| format!("archive {archive}"))?
             {
                 tree.apply(&mut decoder, event)?;
             }
-            Ok::<_, anyhow::Error>(())
+            Ok::<_, OpsError>(())
         })?;
         // Finishing drops the reader, and with it the feed: the feeder stops if it is still ahead.
         let entries = tree.finish()?;
@@ -487,7 +431,12 @@ pub fn restore(
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) if e.is_closed_target() => {}
                 Ok(Err(e)) => return Err(e.into()),
-                Err(_) => return Err(anyhow::anyhow!("the payload fetcher panicked")),
+                Err(_) => {
+                    return Err(OpsError::failed(
+                        ErrorClass::Internal,
+                        "the payload fetcher panicked",
+                    ))
+                }
             }
         }
         Ok(entries)
@@ -503,12 +452,12 @@ pub fn restore(
 }
 
 /// The error for an `--include` list that selects no entry of the archive.
-fn nothing_matched(archive: &str, patterns: &[OsString]) -> anyhow::Error {
+fn nothing_matched(archive: &str, patterns: &[OsString]) -> OpsError {
     let shown: Vec<String> = patterns
         .iter()
         .map(|p| format!("'{}'", String::from_utf8_lossy(p.as_bytes())))
         .collect();
-    fail(
+    OpsError::failed(
         ErrorClass::NotFound,
         format!(
             "nothing in {archive} matches --include {}",
