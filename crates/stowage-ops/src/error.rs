@@ -29,6 +29,10 @@ pub enum OpsError {
     #[error(transparent)]
     Catalog(#[from] stowage_format::CatalogError),
     #[error(transparent)]
+    Create(#[from] stowage_fs::CreateError),
+    #[error(transparent)]
+    Encode(#[from] stowage_archive::EncodeError),
+    #[error(transparent)]
     Name(#[from] NameError),
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -51,6 +55,8 @@ impl OpsError {
             OpsError::Decode(e) => e.class(),
             OpsError::Restore(e) => e.class(),
             OpsError::Catalog(e) => e.class(),
+            OpsError::Create(e) => e.class(),
+            OpsError::Encode(e) => e.class(),
             OpsError::Name(e) => e.class(),
             OpsError::Io(e) => ErrorClass::of_write_error(e, ErrorClass::Internal),
         }
@@ -79,4 +85,18 @@ impl<T, E: Into<OpsError>> Context<T> for Result<T, E> {
             source: Box::new(e.into()),
         })
     }
+}
+
+/// An error and its causes on one line: "outer: inner: root cause".
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cause = c.source();
+    }
+    parts.join(": ")
 }

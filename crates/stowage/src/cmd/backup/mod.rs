@@ -1,23 +1,23 @@
 //! `stowage backup`: one snapshot of images, directory trees and small files.
 
-mod image;
 mod profile;
-mod reuse;
 mod summary;
-mod tree;
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::json;
-use stowage_core::session::{BackupTarget, IndexKind, IndexWriter};
-use stowage_core::IndexedStream;
-use stowage_core::{backup_to_index, BackupCounters, BackupSession, FastHashes, ImageSource};
+use stowage_core::session::{BackupTarget, SnapshotReader};
+use stowage_core::{BackupCounters, BackupSession, FastHashes};
 use stowage_datastore::{Datastore, LocalRepository};
 use stowage_format::CatalogWriter;
+use stowage_fs::{CreateOptions, Excludes};
+use stowage_ops::backup::{
+    capture_record, now_secs, BackupRun, Previous, TreeMode, TreeSpec, CAPTURE_RECORD,
+};
 use stowage_types::{
     ArchiveKind, ArchiveName, BackupGroup, BackupTime, Digest, ErrorClass, SnapshotRef,
 };
@@ -27,7 +27,7 @@ use crate::exit::{fail, OK, PARTIAL};
 use crate::output::{bytes, print_json, rate};
 use crate::progress::{Reporter, Sample};
 use crate::{fast_hash_cache, repo, source};
-use summary::{ratio, totals};
+use summary::{ratio, totals, ArchiveSummary};
 
 /// Largest file stored whole as a blob.
 const BLOB_LIMIT: u64 = 16 * 1024 * 1024;
@@ -116,7 +116,7 @@ fn plan(specs: &[Spec]) -> Result<Vec<Planned<'_>>> {
         .map(|spec| {
             Ok(match spec.name.kind() {
                 ArchiveKind::Image => Planned::Image(spec, source::open(&spec.path)?),
-                ArchiveKind::Pxar => Planned::Tree(spec, Box::new(tree::open_root(&spec.path)?)),
+                ArchiveKind::Pxar => Planned::Tree(spec, Box::new(open_root(&spec.path)?)),
                 ArchiveKind::Blob => {
                     Planned::Blob(spec, source::read_small_file(&spec.path, BLOB_LIMIT)?)
                 }
@@ -125,98 +125,70 @@ fn plan(specs: &[Spec]) -> Result<Vec<Planned<'_>>> {
         .collect()
 }
 
-/// What every archive of one backup shares.
-pub(super) struct Ctx<'a> {
-    g: &'a GlobalOpts,
-    store: &'a Datastore,
-    target: &'a dyn BackupTarget,
-    session: &'a BackupSession,
-    threads: usize,
-    /// The previous backups' BLAKE3 pairs, for image archives.
-    fast: &'a FastHashes,
+/// Progress of one archive: the bytes its pipelines (one, or two for a split archive) have read
+/// and written to the store.
+fn report(
+    g: &GlobalOpts,
+    label: &str,
+    total: Option<u64>,
+    counters: &[&Arc<BackupCounters>],
+) -> Reporter {
+    let counters: Vec<Arc<BackupCounters>> = counters.iter().map(|c| Arc::clone(c)).collect();
+    let sum = move |f: fn(&BackupCounters) -> u64| counters.iter().map(|c| f(c)).sum::<u64>();
+    Reporter::start(
+        label.to_string(),
+        Box::new(move || {
+            Sample::bytes(sum(|c| c.read.load(Ordering::Relaxed)), total)
+                .with("written", sum(|c| c.written.load(Ordering::Relaxed)))
+        }),
+        !g.quiet,
+    )
 }
 
-impl<'a> Ctx<'a> {
-    /// Progress of one archive: the bytes its pipelines (one, or two for a split archive) have
-    /// read and written to the store.
-    fn report(
-        &self,
-        label: &str,
-        total: Option<u64>,
-        counters: &[&Arc<BackupCounters>],
-    ) -> Reporter {
-        let counters: Vec<Arc<BackupCounters>> = counters.iter().map(|c| Arc::clone(c)).collect();
-        let sum = move |f: fn(&BackupCounters) -> u64| counters.iter().map(|c| f(c)).sum::<u64>();
-        Reporter::start(
-            label.to_string(),
-            Box::new(move || {
-                Sample::bytes(sum(|c| c.read.load(Ordering::Relaxed)), total)
-                    .with("written", sum(|c| c.written.load(Ordering::Relaxed)))
-            }),
-            !self.g.quiet,
+/// Options from the command line shared by every tree of the backup.
+fn tree_options(args: &BackupArgs) -> Result<CreateOptions> {
+    let mut excludes = Excludes::new();
+    for pattern in &args.exclude {
+        excludes
+            .add(pattern.as_bytes())
+            .map_err(|e| fail(ErrorClass::Usage, e.to_string()))?;
+    }
+    Ok(CreateOptions {
+        one_file_system: args.one_file_system,
+        excludes,
+        selection: None,
+    })
+}
+
+fn open_root(path: &str) -> Result<stowage_fs::Captured> {
+    stowage_fs::open_root(std::path::Path::new(path)).map_err(|e| {
+        fail(
+            ErrorClass::Source,
+            format!("cannot read source directory {path}: {e}"),
         )
-    }
+    })
+}
 
-    /// Runs the chunk pipeline over one source into a new index `name`, counting into
-    /// `counters`, and returns the index writer for [`Ctx::close`]. The source is taken by
-    /// value and dropped as soon as the pipeline ends: a producer on another thread that feeds
-    /// it through a pipe then sees the pipe closed instead of waiting forever on a full one.
-    #[allow(clippy::too_many_arguments)]
-    fn run_pipeline<S: ImageSource>(
-        &self,
-        label: &str,
-        mut source: S,
-        source_name: &str,
-        name: &ArchiveName,
-        (kind, max_chunk): (IndexKind, usize),
-        fast: Option<&FastHashes>,
-        counters: &BackupCounters,
-    ) -> Result<(Box<dyn IndexWriter + 'a>, IndexedStream)> {
-        let writer = self.target.create_index(name, kind)?;
-        let result = backup_to_index(
-            &mut source,
-            source_name,
-            &*writer,
-            kind,
-            max_chunk,
-            self.session,
-            self.threads,
-            counters,
-            fast,
-        );
-        drop(source);
-        let out = result.with_context(|| format!("backup of {label} failed"))?;
-        Ok((writer, out))
-    }
-
-    /// Closes an index the pipeline filled.
-    fn close(writer: Box<dyn IndexWriter + '_>, out: &IndexedStream) -> Result<()> {
-        let name = writer.name().clone();
-        writer
-            .close(out.close)
-            .with_context(|| format!("cannot close the index of {name}"))
-    }
+/// An entry left out of a tree: reported even with --quiet, it is data not backed up.
+fn warn(message: String) {
+    eprintln!("warning: {message}");
 }
 
 /// How a tree is stored: `legacy` one stream; `data` split; `metadata` split, re-using the
-/// unchanged files of the previous snapshot's split archive of the same name.
-fn tree_mode(
-    ctx: &Ctx<'_>,
+/// unchanged files of the previous snapshot's (`base`) split archive of the same name.
+fn tree_mode<'r>(
+    g: &GlobalOpts,
     mode: ChangeDetection,
-    base: Option<&stowage_types::SnapshotRef>,
+    base: Option<&'r dyn SnapshotReader>,
     spec: &Spec,
-) -> Result<tree::Mode> {
+) -> Result<TreeMode<'r>> {
     Ok(match (mode, base) {
-        (ChangeDetection::Legacy, _) => tree::Mode::Legacy,
-        (ChangeDetection::Data, _) | (ChangeDetection::Metadata, None) => tree::Mode::Split(None),
-        (ChangeDetection::Metadata, Some(base)) => {
-            let previous = reuse::PreviousArchive::load(
-                ctx.store,
-                base,
-                (&spec.name, &spec.path),
-                ctx.threads,
-            )?;
-            if !ctx.g.quiet {
+        (ChangeDetection::Legacy, _) => TreeMode::Legacy,
+        (ChangeDetection::Data, _) | (ChangeDetection::Metadata, None) => TreeMode::Split(None),
+        (ChangeDetection::Metadata, Some(reader)) => {
+            let previous = Previous::open(reader, (&spec.name, &spec.path))?;
+            let base = reader.snapshot();
+            if !g.quiet {
                 match &previous {
                     Some(_) => eprintln!(
                         "{}: re-using unchanged files of {base} (its metadata is read alongside the walk)",
@@ -228,7 +200,7 @@ fn tree_mode(
                     ),
                 }
             }
-            tree::Mode::Split(previous)
+            TreeMode::Split(previous)
         }
     })
 }
@@ -236,8 +208,8 @@ fn tree_mode(
 pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
     let started = Instant::now();
     // Before any file is read: change detection trusts what a later backup finds unchanged
-    // since this moment (see `reuse::capture_record`).
-    let capture_started = reuse::now_secs();
+    // since this moment (see `stowage_ops::backup::capture_record`).
+    let capture_started = now_secs();
     let mut specs = args
         .specs
         .iter()
@@ -246,7 +218,7 @@ pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
     let id = args.backup_id.clone().unwrap_or_else(hostname);
     let group = BackupGroup::new(args.backup_type.parse()?, &id)?;
     let time = args.backup_time.as_deref().map(parse_time).transpose()?;
-    let mut tree_options = tree::options(&args)?;
+    let mut tree_options = tree_options(&args)?;
     let mut prepared = args
         .profile
         .as_deref()
@@ -289,13 +261,16 @@ pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
             fast.len()
         );
     }
-    let ctx = Ctx {
-        g,
-        store: &store,
+    let run = BackupRun {
         target: &target,
         session: &session,
         threads: super::threads(g),
         fast: &fast,
+    };
+    // The previous snapshot, read for metadata change detection.
+    let base_reader = match (args.change_detection_mode, target.base()) {
+        (ChangeDetection::Metadata, Some(base)) => Some(store.open_snapshot(base)?),
+        _ => None,
     };
     let has_tree = planned.iter().any(|p| matches!(p, Planned::Tree(..)));
     let mut catalog = match has_tree {
@@ -309,15 +284,43 @@ pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
     for item in planned {
         let summary = match item {
             Planned::Image(spec, src) => {
-                let (summary, pairs) = image::backup(&ctx, &spec.name, src)?;
-                fast_pairs.push((spec.name.clone(), pairs));
-                summary
+                let counters = Arc::new(BackupCounters::default());
+                let reporter = report(g, spec.name.user_name(), src.size, &[&counters]);
+                let image = run.image(&spec.name, src.reader, &src.name, &counters)?;
+                reporter.finish();
+                fast_pairs.push((spec.name.clone(), image.fast_pairs));
+                ArchiveSummary::new(spec.name.user_name(), &src.name, &image.stats)
             }
             Planned::Tree(spec, root) => {
-                let mode = tree_mode(&ctx, args.change_detection_mode, target.base(), spec)?;
-                let summary =
-                    tree::backup(&ctx, spec, *root, catalog.as_mut(), &mut tree_options, mode)?;
-                warnings += summary.tree.as_ref().map(|t| t.warnings).unwrap_or(0);
+                let base = base_reader.as_ref().map(|r| r as &dyn SnapshotReader);
+                let mode = tree_mode(g, args.change_detection_mode, base, spec)?;
+                let counters = [Arc::default(), Arc::default()];
+                let reporter = report(
+                    g,
+                    spec.name.user_name(),
+                    None,
+                    &[&counters[0], &counters[1]],
+                );
+                let tree = TreeSpec {
+                    name: &spec.name,
+                    path: &spec.path,
+                    selection: spec.selection.as_ref(),
+                    excludes: &spec.excludes,
+                };
+                let outcome = run.tree(
+                    &tree,
+                    *root,
+                    catalog.as_mut(),
+                    &mut tree_options,
+                    mode,
+                    [&counters[0], &counters[1]],
+                    &warn,
+                )?;
+                reporter.finish();
+                warnings += outcome.walked.warnings;
+                let mut summary =
+                    ArchiveSummary::new(spec.name.user_name(), &spec.path, &outcome.stats);
+                summary.tree = Some(outcome.walked);
                 summary
             }
             Planned::Blob(spec, data) => {
@@ -337,7 +340,7 @@ pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
     }
     blobs.extend(profile::store_logs(&target, &ran, talk)?);
     if let Some(catalog) = catalog {
-        tree::store_catalog(&ctx, catalog)?;
+        run.catalog(catalog)?;
     }
     let totals = totals(&summaries);
     let mut unprotected = serde_json::Map::new();
@@ -352,8 +355,8 @@ pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
     );
     let trees = specs.iter().filter(|s| s.name.kind() == ArchiveKind::Pxar);
     unprotected.insert(
-        reuse::CAPTURE_RECORD.into(),
-        reuse::capture_record(capture_started, trees.map(|s| (&s.name, s.path.as_str()))),
+        CAPTURE_RECORD.into(),
+        capture_record(capture_started, trees.map(|s| (&s.name, s.path.as_str()))),
     );
     let snapshot = BackupTarget::finish(Box::new(target), unprotected)?;
     save_fast_hashes(g, &store, &snapshot, &fast_pairs);

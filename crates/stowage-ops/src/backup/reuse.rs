@@ -14,14 +14,16 @@ use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::rc::Rc;
 
-use anyhow::{Context, Result};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use stowage_archive::{Decoder, EntryKind, Event, FileType, Metadata, Payload, Stat};
-use stowage_core::{ChunkLayout, PayloadWriter, RestoreCounters};
-use stowage_datastore::Datastore;
+use stowage_core::session::SnapshotReader;
+use stowage_core::{with_stream, ChunkLayout, ChunkSource, PayloadWriter, RestoreCounters};
 use stowage_format::{DynamicIndex, Manifest};
 use stowage_fs::{PayloadReuse, Recorded};
 use stowage_types::{ArchiveName, SnapshotRef};
+
+use super::Warn;
+use crate::{Context, OpsError};
 
 /// Size of a PAYLOAD item header in the payload stream.
 const PAYLOAD_HEADER: u64 = 16;
@@ -46,10 +48,20 @@ const BATCHES: usize = 64;
 
 type Batch = Result<Vec<(Vec<u8>, PreviousFile)>, String>;
 
-/// The split archive of the same name in the previous snapshot. Its metadata stream is decoded
-/// on a thread of its own while the walk runs: files arrive in archive order, which is the
-/// walk's order, so a lookup waits only until the loader has passed the path it asks for.
-pub struct PreviousArchive {
+/// The split archive of the same name in the previous snapshot, found and checked: what
+/// [`Previous::start`] loads while the walk runs.
+pub struct Previous<'r> {
+    reader: &'r dyn SnapshotReader,
+    meta: DynamicIndex,
+    payload: DynamicIndex,
+    what: String,
+    time: Option<i64>,
+}
+
+/// The previous split archive being loaded. Its metadata stream is decoded on a thread of its
+/// own while the walk runs: files arrive in archive order, which is the walk's order, so a
+/// lookup waits only until the loader has passed the path it asks for.
+pub struct PreviousArchive<'w> {
     /// Files received and not yet asked for, in walk order.
     files: VecDeque<(Vec<u8>, PreviousFile)>,
     incoming: Option<Receiver<Batch>>,
@@ -58,6 +70,7 @@ pub struct PreviousArchive {
     /// A time before which the previous snapshot read nothing (Unix seconds), when its record
     /// allows change detection to trust unchanged `ctime`s (see [`capture_record`]).
     time: Option<i64>,
+    warn: &'w Warn<'w>,
 }
 
 /// The key of the record a backup leaves in its manifest's `unprotected` object for the next
@@ -126,7 +139,7 @@ fn walk_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
 }
 
 /// The stored names of a split archive: `root.pxar` -> `root.mpxar`, `root.ppxar`.
-pub fn split_names(name: &ArchiveName) -> Result<(ArchiveName, ArchiveName)> {
+pub fn split_names(name: &ArchiveName) -> Result<(ArchiveName, ArchiveName), OpsError> {
     let stem = name.user_name().trim_end_matches(".pxar");
     Ok((
         ArchiveName::parse(&format!("{stem}.mpxar"))?,
@@ -136,91 +149,108 @@ pub fn split_names(name: &ArchiveName) -> Result<(ArchiveName, ArchiveName)> {
 
 /// Decodes the previous metadata stream, sending its files in batches.
 fn load_files(
-    store: &Datastore,
+    chunks: &dyn ChunkSource,
     meta: &DynamicIndex,
     what: &str,
     threads: usize,
     tx: &Sender<Batch>,
-) -> Result<()> {
+) -> Result<(), OpsError> {
     let counters = RestoreCounters::default();
-    stowage_core::with_stream(
-        store.chunk_store(),
-        meta,
-        what,
-        threads,
-        &counters,
-        |stream| {
-            let mut batch = Vec::with_capacity(BATCH);
-            let mut decoder = Decoder::new(stream);
-            while let Some(event) = decoder.next_event().with_context(|| what.to_string())? {
-                let Event::Entry(entry) = event else { continue };
-                let kind = match entry.kind {
-                    EntryKind::File {
-                        size,
-                        payload: Payload::Ref(r),
-                    } => Kind::File {
-                        size,
-                        offset: r.offset,
-                    },
-                    EntryKind::Directory if !entry.path.is_empty() => Kind::Directory,
-                    EntryKind::Symlink { target } => Kind::Symlink { target },
-                    _ => continue,
-                };
-                let file = PreviousFile {
-                    metadata: entry.metadata,
-                    kind,
-                };
-                batch.push((entry.path.join(&b'/'), file));
-                if batch.len() == BATCH {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                    if tx.send(Ok(full)).is_err() {
-                        return Ok(()); // the walk is over
-                    }
+    with_stream(chunks, meta, what, threads, &counters, |stream| {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut decoder = Decoder::new(stream);
+        while let Some(event) = decoder.next_event().context(|| what.to_string())? {
+            let Event::Entry(entry) = event else { continue };
+            let kind = match entry.kind {
+                EntryKind::File {
+                    size,
+                    payload: Payload::Ref(r),
+                } => Kind::File {
+                    size,
+                    offset: r.offset,
+                },
+                EntryKind::Directory if !entry.path.is_empty() => Kind::Directory,
+                EntryKind::Symlink { target } => Kind::Symlink { target },
+                _ => continue,
+            };
+            let file = PreviousFile {
+                metadata: entry.metadata,
+                kind,
+            };
+            batch.push((entry.path.join(&b'/'), file));
+            if batch.len() == BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                if tx.send(Ok(full)).is_err() {
+                    return Ok(()); // the walk is over
                 }
             }
-            let _ = tx.send(Ok(batch));
-            Ok(())
-        },
-    )
+        }
+        let _ = tx.send(Ok(batch));
+        Ok(())
+    })
 }
 
-impl PreviousArchive {
-    /// Starts loading the previous split archive of `name` from `base`; `None` if it has none.
-    pub fn load(
-        store: &Datastore,
-        base: &SnapshotRef,
+impl<'r> Previous<'r> {
+    /// The split archive of `name` in the snapshot `reader` reads (the base of a backup, whose
+    /// tree `name` comes from `source`); `None` if it has none.
+    pub fn open(
+        reader: &'r dyn SnapshotReader,
         (name, source): (&ArchiveName, &str),
-        threads: usize,
-    ) -> Result<Option<PreviousArchive>> {
-        let manifest = store.load_manifest(base)?;
-        let time = trusted_since(&manifest, base, name, source);
+    ) -> Result<Option<Self>, OpsError> {
+        let base = reader.snapshot();
+        let manifest = reader.manifest();
+        let time = trusted_since(manifest, base, name, source);
         let (meta_name, payload_name) = split_names(name)?;
         let present = |n: &ArchiveName| manifest.file(&n.stored_name()).is_some();
         if !present(&meta_name) || !present(&payload_name) {
             return Ok(None);
         }
-        let meta = store.read_dynamic_index(base, &manifest, &meta_name)?;
-        let payload = store.read_dynamic_index(base, &manifest, &payload_name)?;
-        let what = format!("{base} {meta_name}");
+        Ok(Some(Previous {
+            reader,
+            meta: reader.dynamic_index(&meta_name)?,
+            payload: reader.dynamic_index(&payload_name)?,
+            what: format!("{base} {meta_name}"),
+            time,
+        }))
+    }
+
+    /// Starts the loader on a thread of `scope`; it ends when the walk stops asking (the
+    /// returned value is dropped) or the stream is read.
+    pub fn start<'s, 'w>(
+        self,
+        scope: &'s std::thread::Scope<'s, 'w>,
+        threads: usize,
+        warn: &'w Warn<'w>,
+    ) -> PreviousArchive<'w>
+    where
+        'r: 'w,
+    {
         let (tx, rx) = bounded(BATCHES);
-        let (loader_store, loader_what) = (store.clone(), what.clone());
-        std::thread::Builder::new()
-            .name("previous-archive".into())
-            .spawn(move || {
-                if let Err(e) = load_files(&loader_store, &meta, &loader_what, threads, &tx) {
-                    let _ = tx.send(Err(format!("{e:#}")));
-                }
-            })
-            .context("cannot start a thread")?;
-        Ok(Some(PreviousArchive {
+        let Previous {
+            reader,
+            meta,
+            payload,
+            what,
+            time,
+        } = self;
+        let loader_what = what.clone();
+        scope.spawn(move || {
+            if let Err(e) = load_files(reader.chunks(), &meta, &loader_what, threads, &tx) {
+                let _ = tx.send(Err(crate::error::chain(&e)));
+            }
+        });
+        PreviousArchive {
             files: VecDeque::new(),
             incoming: Some(rx),
             payload,
             name: what,
             time,
-        }))
+            warn,
+        }
     }
+}
 
+impl PreviousArchive<'_> {
     /// The previous entry of `path`, once the loader has got that far. The walk asks in walk
     /// order, so entries before `path` (files that are gone) are dropped on the way; the entry
     /// itself stays until a later path is asked for (the walker may ask again for the same file,
@@ -238,10 +268,10 @@ impl PreviousArchive {
             match rx.recv() {
                 Ok(Ok(batch)) => self.files.extend(batch),
                 Ok(Err(e)) => {
-                    eprintln!(
-                        "warning: {}: {e}; files not found before this point are read again",
+                    (self.warn)(format!(
+                        "{}: {e}; files not found before this point are read again",
                         self.name
-                    );
+                    ));
                     self.incoming = None;
                 }
                 Err(_) => self.incoming = None, // all of it received
@@ -282,8 +312,8 @@ struct Run {
     new_end: u64,
 }
 
-pub struct Reuser {
-    previous: PreviousArchive,
+pub struct Reuser<'w> {
+    previous: PreviousArchive<'w>,
     payload: SharedPayload,
     run: Option<Run>,
     /// Where each previous chunk appended so far starts in the new stream (the latest copy),
@@ -293,8 +323,8 @@ pub struct Reuser {
 
 const NOT_PLACED: u64 = u64::MAX;
 
-impl Reuser {
-    pub fn new(previous: PreviousArchive, payload: SharedPayload) -> Reuser {
+impl<'w> Reuser<'w> {
+    pub fn new(previous: PreviousArchive<'w>, payload: SharedPayload) -> Reuser<'w> {
         let placed = vec![NOT_PLACED; previous.payload.entries.len()];
         Reuser {
             previous,
@@ -334,7 +364,7 @@ impl Reuser {
     }
 }
 
-impl PayloadReuse for Reuser {
+impl PayloadReuse for Reuser<'_> {
     fn reuse(
         &mut self,
         path: &[u8],
