@@ -5,10 +5,9 @@
 //! ([`Next::Known`]): they take their place in the digest list and cost no hashing, compression
 //! or store access.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -18,46 +17,16 @@ use stowage_types::Digest;
 
 use crate::chunk::zero_digest;
 use crate::fast_hash::{Blake3, FastHashes};
+mod session;
+
+pub use session::BackupSession;
+use session::Claim;
+
 use crate::session::{IndexChunk, IndexClose, IndexKind, IndexTally, IndexWriter};
 use crate::{ChunkSink, PipelineError};
 
 /// Bytes of chunk buffers a backup aims to stay within (more only with very many threads).
 const MAX_BUFFER_BYTES: usize = 192 << 20;
-
-/// Chunk bookkeeping shared by all archives of one backup: what the previous snapshot already
-/// references, and which digests this backup has already handled.
-pub struct BackupSession {
-    known: HashSet<Digest>,
-    claimed: Mutex<HashSet<Digest>>,
-}
-
-impl BackupSession {
-    /// `known`: digests referenced by the previous snapshot of the group, which the store is
-    /// trusted to hold. They cost a hash and nothing more.
-    pub fn new(known: HashSet<Digest>) -> Self {
-        BackupSession {
-            known,
-            claimed: Mutex::new(HashSet::new()),
-        }
-    }
-
-    /// The digests of the previous snapshot.
-    pub fn known(&self) -> &HashSet<Digest> {
-        &self.known
-    }
-
-    pub fn known_count(&self) -> usize {
-        self.known.len()
-    }
-
-    /// True for the first caller with this digest in this backup: that caller stores it.
-    fn claim(&self, digest: &Digest) -> bool {
-        match self.claimed.lock() {
-            Ok(mut set) => set.insert(*digest),
-            Err(poisoned) => poisoned.into_inner().insert(*digest),
-        }
-    }
-}
 
 /// Live counters for a progress display, updated by the pipeline as it goes.
 #[derive(Default)]
@@ -567,19 +536,22 @@ impl<'a> Worker<'a> {
         (index, data, zero, b3): (usize, &[u8], bool, Option<Blake3>),
         digest: Digest,
     ) -> Result<Done, PipelineError> {
-        let outcome = if self.session.known.contains(&digest)
-            || !self.session.claim(&digest)
-            || self.sink.touch_chunk(&digest)?
-        {
+        let outcome = if self.session.known().contains(&digest) {
             Outcome::Reused
         } else {
-            self.encoder
-                .encode_into(data, &mut self.encoded)
-                .map_err(|source| PipelineError::Compress { digest, source })?;
-            self.sink.insert_chunk(&digest, &self.encoded)?;
-            let encoded = self.encoded.len() as u64;
-            self.counters.written.fetch_add(encoded, Ordering::Relaxed);
-            Outcome::New { encoded }
+            match self.session.claim(&digest) {
+                Claim::Stored => Outcome::Reused,
+                Claim::Pending => {
+                    // Another worker stores it: the chunk may be appended only once it did.
+                    self.session.wait_stored(&digest)?;
+                    Outcome::Reused
+                }
+                Claim::Mine => {
+                    let stored = self.store_new(&digest, data);
+                    self.session.settle(&digest, stored.is_ok());
+                    stored?
+                }
+            }
         };
         Ok(Done {
             index,
@@ -589,6 +561,23 @@ impl<'a> Worker<'a> {
             outcome,
             b3,
         })
+    }
+
+    /// Stores a chunk this worker claimed, unless the store has it already.
+    fn store_new(&mut self, digest: &Digest, data: &[u8]) -> Result<Outcome, PipelineError> {
+        if self.sink.touch_chunk(digest)? {
+            return Ok(Outcome::Reused);
+        }
+        self.encoder
+            .encode_into(data, &mut self.encoded)
+            .map_err(|source| PipelineError::Compress {
+                digest: *digest,
+                source,
+            })?;
+        self.sink.insert_chunk(digest, &self.encoded)?;
+        let encoded = self.encoded.len() as u64;
+        self.counters.written.fetch_add(encoded, Ordering::Relaxed);
+        Ok(Outcome::New { encoded })
     }
 }
 

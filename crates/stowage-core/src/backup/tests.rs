@@ -1,7 +1,7 @@
 use super::*;
 use crate::testutil::MemStore;
 use crate::FastHashes;
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 
 fn image(chunks: &[u8], cs: usize, tail: usize) -> Vec<u8> {
     let mut v = Vec::new();
@@ -468,5 +468,134 @@ mod into_an_index {
             .unwrap();
         assert_eq!((index.size, index.digests.len()), (data.len() as u64, 4));
         assert!(back_up(&repo, &[], None).is_err(), "an empty image");
+    }
+}
+
+mod repeated_chunks {
+    use super::*;
+    use crate::session::{
+        IndexChunk, IndexClose, IndexWriter, MemoryRepository, Repository, SessionError,
+    };
+    use crate::StoreError;
+    use stowage_types::{ArchiveName, BackupGroup, BackupType};
+
+    /// An index writer whose uploads are slow, so a repeated chunk's second occurrence is often
+    /// done before its first one is stored.
+    struct SlowUploads<'a>(Box<dyn IndexWriter + 'a>);
+
+    impl ChunkSink for SlowUploads<'_> {
+        fn touch_chunk(&self, digest: &Digest) -> Result<bool, StoreError> {
+            self.0.touch_chunk(digest)
+        }
+
+        fn insert_chunk(&self, digest: &Digest, encoded: &[u8]) -> Result<(), StoreError> {
+            let ms = 1 + u64::from(digest.0[0] % 16);
+            std::thread::sleep(Duration::from_millis(ms));
+            self.0.insert_chunk(digest, encoded)
+        }
+    }
+
+    impl IndexWriter for SlowUploads<'_> {
+        fn name(&self) -> &ArchiveName {
+            self.0.name()
+        }
+
+        fn append(&self, chunks: &[IndexChunk]) -> Result<(), SessionError> {
+            self.0.append(chunks)
+        }
+
+        fn close(self: Box<Self>, expected: IndexClose) -> Result<(), SessionError> {
+            self.0.close(expected)
+        }
+    }
+
+    /// A worker that meets a chunk another worker is still storing waits until it is stored:
+    /// only then may its occurrence be appended (a server refuses the append of a chunk it has
+    /// not received).
+    #[test]
+    fn a_worker_waits_for_the_claimer_of_its_chunk() {
+        struct Gate {
+            started: crossbeam_channel::Sender<()>,
+            release: crossbeam_channel::Receiver<()>,
+        }
+        impl ChunkSink for Gate {
+            fn touch_chunk(&self, _: &Digest) -> Result<bool, StoreError> {
+                Ok(false)
+            }
+            fn insert_chunk(&self, _: &Digest, _: &[u8]) -> Result<(), StoreError> {
+                let _ = self.started.send(());
+                let _ = self.release.recv_timeout(Duration::from_secs(5));
+                Ok(())
+            }
+        }
+        let (started_tx, started) = crossbeam_channel::bounded(1);
+        let (release, release_rx) = crossbeam_channel::bounded(1);
+        let gate = Gate {
+            started: started_tx,
+            release: release_rx,
+        };
+        let session = BackupSession::new(HashSet::new());
+        let counters = BackupCounters::default();
+        let zero = zero_digest(4096);
+        let data = vec![7u8; 4096];
+        let digest = sha256(&data);
+        let worker = || Worker::new(&gate, &session, &zero, 4096, &counters).unwrap();
+        std::thread::scope(|s| {
+            // The chunk's later occurrence (index 5) is claimed first and is being stored...
+            let claimer = s.spawn(|| worker().store((5, &data, false, None), digest));
+            started.recv().unwrap();
+            // ... when a worker meets its earlier occurrence (index 2).
+            let second = s.spawn(|| worker().store((2, &data, false, None), digest));
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(!second.is_finished(), "it waits while the chunk is stored");
+            release.send(()).unwrap();
+            let first = claimer.join().unwrap().unwrap();
+            assert!(matches!(first.outcome, Outcome::New { .. }));
+            let second = second.join().unwrap().unwrap();
+            assert!(matches!(second.outcome, Outcome::Reused));
+        });
+    }
+
+    /// The repository refuses an append of a chunk it has not received: a repeated chunk is
+    /// appended only after the worker that stores it is done.
+    #[test]
+    fn a_repeated_chunk_is_appended_only_once_stored() {
+        // Forty distinct chunks repeated in a shuffled order, 300 chunks in all.
+        let mut x = 12345u32;
+        let kinds: Vec<u8> = (0..300)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                2 + (x >> 16) as u8 % 40
+            })
+            .collect();
+        let data = image(&kinds, 4096, 0);
+        for round in 0..3 {
+            let repo = MemoryRepository::new();
+            let group = BackupGroup::new(BackupType::Vm, "1").unwrap();
+            let target = repo.begin_backup(&group, None).unwrap();
+            let name = ArchiveName::parse("disk.img").unwrap();
+            let kind = IndexKind::Fixed {
+                size: Some(data.len() as u64),
+                chunk_size: 4096,
+            };
+            let writer = SlowUploads(target.create_index(&name, kind).unwrap());
+            let session = BackupSession::new(HashSet::new());
+            let counters = BackupCounters::default();
+            let out = backup_to_index(
+                &mut StreamSource(&data[..]),
+                "test",
+                &writer,
+                kind,
+                0,
+                &session,
+                4,
+                &counters,
+                None,
+            )
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+            assert_eq!(out.stats.new_chunks, 40);
+            Box::new(writer).close(out.close).unwrap();
+            target.finish(Default::default()).unwrap();
+        }
     }
 }
