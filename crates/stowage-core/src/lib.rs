@@ -8,6 +8,7 @@
 mod backup;
 mod cdc;
 mod chunk;
+mod codec;
 mod error;
 mod fast_hash;
 mod layout;
@@ -26,7 +27,8 @@ pub use backup::{
     ImageBackupStats, ImageSource, IndexedStream, Next, StreamSource,
 };
 pub use cdc::CdcSource;
-pub use chunk::{decode_and_verify, zero_digest, ChunkCheckError};
+pub use chunk::{zero_digest, ChunkCheckError};
+pub use codec::{verify_chunk, ChunkCodec, ChunkDecoder, ChunkEncoder, PlainCodec, PLAIN};
 pub use error::{PipelineError, StoreError};
 pub use fast_hash::{Blake3, FastHashes};
 pub use layout::ChunkLayout;

@@ -2,7 +2,7 @@ use std::io;
 
 use stowage_types::Digest;
 
-use crate::StoreError;
+use crate::{ChunkCodec, StoreError, PLAIN};
 
 /// Where a backup puts its chunks.
 pub trait ChunkSink: Sync {
@@ -18,6 +18,12 @@ pub trait ChunkSink: Sync {
 pub trait ChunkSource: Sync {
     /// Reads the encoded chunk into `out` (cleared first).
     fn read_chunk(&self, digest: &Digest, out: &mut Vec<u8>) -> Result<(), StoreError>;
+
+    /// How the chunks read from here are named and decoded: PBS's plain chunks unless the
+    /// source says otherwise (a source of encrypted chunks carries the key's codec).
+    fn codec(&self) -> &dyn ChunkCodec {
+        &PLAIN
+    }
 }
 
 /// A target any thread may write at any offset, in any order: a regular file, a block device.

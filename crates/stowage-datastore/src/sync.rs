@@ -11,9 +11,9 @@ use std::io;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use stowage_core::{decode_and_verify, ChunkLayout, ChunkSink, ChunkSource};
+use stowage_core::{verify_chunk, ChunkLayout, ChunkSink, ChunkSource};
 use stowage_format::manifest::MANIFEST_BLOB_NAME;
-use stowage_format::{BlobDecoder, DynamicIndex, FixedIndex};
+use stowage_format::{DynamicIndex, FixedIndex};
 use stowage_types::{ArchiveKind, ArchiveName, BackupGroup, BackupNamespace, Digest, SnapshotRef};
 
 use crate::lock::{GroupLock, StoreSharedLock};
@@ -235,7 +235,8 @@ impl Datastore {
         std::thread::scope(|s| {
             for _ in 0..threads.max(1) {
                 s.spawn(|| {
-                    let Ok(mut decoder) = BlobDecoder::new() else {
+                    let from = source.chunk_store();
+                    let Ok(mut decoder) = from.codec().decoder() else {
                         return;
                     };
                     let (mut encoded, mut plain) = (Vec::new(), Vec::new());
@@ -248,8 +249,9 @@ impl Datastore {
                             if self.chunk_store().touch_chunk(digest)? {
                                 return Ok(false);
                             }
-                            source.chunk_store().read_chunk(digest, &mut encoded)?;
-                            decode_and_verify(&mut decoder, digest, &encoded, *len, &mut plain)
+                            from.read_chunk(digest, &mut encoded)?;
+                            let codec = from.codec();
+                            verify_chunk(codec, &mut *decoder, digest, &encoded, *len, &mut plain)
                                 .or_else(|e| {
                                     if e.is_encrypted_intact() {
                                         Ok(())

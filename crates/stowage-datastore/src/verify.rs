@@ -12,8 +12,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use stowage_core::{decode_and_verify, ChunkLayout, ChunkSource, StoreError};
-use stowage_format::{BlobDecoder, Manifest};
+use stowage_core::{verify_chunk, ChunkLayout, ChunkSource, StoreError};
+use stowage_format::Manifest;
 use stowage_types::{ArchiveKind, ArchiveName, BackupNamespace, Digest, SnapshotRef};
 
 use crate::upid::{unix_now, upid_start_time, Upid};
@@ -358,7 +358,8 @@ impl Datastore {
         std::thread::scope(|s| {
             for _ in 0..threads.clamp(1, todo.len()) {
                 s.spawn(|| {
-                    let Ok(mut decoder) = BlobDecoder::new() else {
+                    let store = self.chunk_store();
+                    let Ok(mut decoder) = store.codec().decoder() else {
                         return;
                     };
                     let (mut encoded, mut plain) = (Vec::new(), Vec::new());
@@ -367,10 +368,11 @@ impl Datastore {
                         let Some((digest, len)) = todo.get(i) else {
                             break;
                         };
-                        let result = match self.chunk_store().read_chunk(digest, &mut encoded) {
+                        let result = match store.read_chunk(digest, &mut encoded) {
                             Ok(()) => {
-                                match decode_and_verify(
-                                    &mut decoder,
+                                match verify_chunk(
+                                    store.codec(),
+                                    &mut *decoder,
                                     digest,
                                     &encoded,
                                     *len,

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 use stowage_chunker::is_zero;
-use stowage_format::{blake3, sha256, sha256_pair, BlobEncoder, MAX_DYNAMIC_CHUNK};
+use stowage_format::{blake3, MAX_DYNAMIC_CHUNK};
 use stowage_types::Digest;
 
-use crate::chunk::zero_digest;
+use crate::codec::ChunkEncoder;
 use crate::fast_hash::{Blake3, FastHashes};
 mod session;
 
@@ -314,7 +314,7 @@ fn run(
     // Buffers grow to the chunk size; keep the worst case bounded for big chunk sizes.
     // Three per worker (a pair being hashed and one waiting) and two for the reader.
     let buffers = (3 * threads + 2).min((MAX_BUFFER_BYTES / chunk_size).max(threads + 2));
-    let zero = zero_digest(chunk_size);
+    let zero = session.codec().zero_digest(chunk_size);
     let cancel = AtomicBool::new(false);
 
     let (pool_tx, pool_rx) = bounded::<Vec<u8>>(buffers);
@@ -429,7 +429,7 @@ struct Worker<'a> {
     zero: &'a Digest,
     chunk_size: usize,
     counters: &'a BackupCounters,
-    encoder: BlobEncoder,
+    encoder: Box<dyn ChunkEncoder>,
     encoded: Vec<u8>,
     /// BLAKE3 recognition and recording, if on.
     fast: Option<&'a FastHashes>,
@@ -443,10 +443,13 @@ impl<'a> Worker<'a> {
         chunk_size: usize,
         counters: &'a BackupCounters,
     ) -> Result<Self, PipelineError> {
-        let encoder = BlobEncoder::new().map_err(|source| PipelineError::Compress {
-            digest: *zero,
-            source,
-        })?;
+        let encoder = session
+            .codec()
+            .encoder()
+            .map_err(|source| PipelineError::Compress {
+                digest: *zero,
+                source,
+            })?;
         Ok(Worker {
             sink,
             session,
@@ -460,7 +463,7 @@ impl<'a> Worker<'a> {
     }
 
     /// Takes jobs until the queue closes or the collector hangs up. Data chunks that need
-    /// SHA-256 are hashed two at a time ([`sha256_pair`]: about 1.4× the speed of one at a
+    /// SHA-256 are hashed two at a time (`sha256_pair`: about 1.4× the speed of one at a
     /// time): one is held until the next such chunk arrives, or the queue closes. With fast
     /// hashes on, a chunk whose BLAKE3 the previous backup recorded needs no SHA-256 at all.
     fn run(
@@ -499,7 +502,7 @@ impl<'a> Worker<'a> {
                             continue;
                         }
                         (None, Some((i, other, other_zero, other_b3))) => {
-                            let (da, db) = sha256_pair(&other, &buf);
+                            let (da, db) = self.session.codec().digest_pair(&other, &buf);
                             let results = vec![
                                 self.store((i, &other, other_zero, other_b3), da),
                                 self.store((job.index, &buf, zero, b3), db),
@@ -518,7 +521,7 @@ impl<'a> Worker<'a> {
             }
         }
         if let Some((i, buf, zero, b3)) = held {
-            let result = self.store((i, &buf, zero, b3), sha256(&buf));
+            let result = self.store((i, &buf, zero, b3), self.session.codec().digest(&buf));
             let _ = done.send(result);
         }
     }
@@ -569,7 +572,7 @@ impl<'a> Worker<'a> {
             return Ok(Outcome::Reused);
         }
         self.encoder
-            .encode_into(data, &mut self.encoded)
+            .encode(data, &mut self.encoded)
             .map_err(|source| PipelineError::Compress {
                 digest: *digest,
                 source,

@@ -1,11 +1,11 @@
 //! Chunk bookkeeping shared by all archives of one backup.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use stowage_types::Digest;
 
-use crate::PipelineError;
+use crate::{ChunkCodec, PipelineError, PlainCodec};
 
 /// What became of a digest this backup met before.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -35,6 +35,7 @@ pub(crate) enum Claim {
 ///
 /// [`wait_stored`]: BackupSession::wait_stored
 pub struct BackupSession {
+    codec: Arc<dyn ChunkCodec>,
     known: HashSet<Digest>,
     claimed: Mutex<HashMap<Digest, State>>,
     settled: Condvar,
@@ -43,12 +44,24 @@ pub struct BackupSession {
 impl BackupSession {
     /// `known`: digests referenced by the previous snapshot of the group, which the store is
     /// trusted to hold. They cost a hash and nothing more.
+    /// Chunks are PBS's plain ones ([`PlainCodec`]).
     pub fn new(known: HashSet<Digest>) -> Self {
+        Self::with_codec(known, Arc::new(PlainCodec))
+    }
+
+    /// As [`new`](BackupSession::new), with chunks named and encoded by `codec`.
+    pub fn with_codec(known: HashSet<Digest>, codec: Arc<dyn ChunkCodec>) -> Self {
         BackupSession {
+            codec,
             known,
             claimed: Mutex::new(HashMap::new()),
             settled: Condvar::new(),
         }
+    }
+
+    /// How this backup names and encodes its chunks.
+    pub fn codec(&self) -> &dyn ChunkCodec {
+        &*self.codec
     }
 
     /// The digests of the previous snapshot.

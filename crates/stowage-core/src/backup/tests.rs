@@ -1,7 +1,9 @@
 use super::*;
+use crate::chunk::zero_digest;
 use crate::testutil::MemStore;
 use crate::FastHashes;
 use std::collections::{HashSet, VecDeque};
+use stowage_format::sha256;
 
 fn image(chunks: &[u8], cs: usize, tail: usize) -> Vec<u8> {
     let mut v = Vec::new();

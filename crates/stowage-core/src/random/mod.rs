@@ -8,10 +8,9 @@
 
 use std::io::{self, Write};
 
-use stowage_format::BlobDecoder;
 use stowage_types::Digest;
 
-use crate::chunk::zero_digest;
+use crate::codec::ChunkDecoder;
 use crate::restore::fetch_one;
 use crate::{ChunkLayout, ChunkSource, PipelineError};
 
@@ -33,7 +32,7 @@ pub struct RandomReader<'a> {
     covered: u64,
     /// Lengths whose all-zero digest is recognised, with the digest once computed.
     zero_digests: Vec<(usize, Option<Digest>)>,
-    decoder: Option<BlobDecoder>,
+    decoder: Option<Box<dyn ChunkDecoder>>,
     encoded: Vec<u8>,
     /// Verified chunks, least recently used first.
     cache: Vec<Cached>,
@@ -299,7 +298,9 @@ impl<'a> RandomReader<'a> {
         self.zero_digests
             .iter_mut()
             .find(|(l, _)| *l == len)
-            .is_some_and(|(_, zero)| zero.get_or_insert_with(|| zero_digest(len)) == digest)
+            .is_some_and(|(_, zero)| {
+                *zero.get_or_insert_with(|| self.source.codec().zero_digest(len)) == *digest
+            })
     }
 
     /// The verified data of chunk `i`, from the cache or the source.
@@ -322,14 +323,17 @@ impl<'a> RandomReader<'a> {
         } else {
             let decoder = match &mut self.decoder {
                 Some(decoder) => decoder,
-                None => self
-                    .decoder
-                    .insert(BlobDecoder::new().map_err(|e| PipelineError::Thread(e.to_string()))?),
+                None => self.decoder.insert(
+                    self.source
+                        .codec()
+                        .decoder()
+                        .map_err(|e| PipelineError::Thread(e.to_string()))?,
+                ),
             };
             let mut buf = std::mem::take(&mut self.spare);
             let fetched = fetch_one(
                 self.source,
-                decoder,
+                &mut **decoder,
                 digest,
                 start,
                 len,

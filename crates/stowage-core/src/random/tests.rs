@@ -1,4 +1,5 @@
 use super::*;
+use crate::chunk::zero_digest;
 use crate::{
     backup_image, BackupCounters, BackupSession, CdcSource, ChunkCheckError, ImageSource,
     StoreError, StreamSource,

@@ -6,14 +6,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
-use stowage_format::{sha256, sha256_pair, BlobDecoder};
 use stowage_types::Digest;
 
 mod repeat_cache;
 
 use repeat_cache::{Lookup, RepeatCache};
 
-use crate::chunk::{decode_and_verify, decode_checked, zero_digest, ChunkCheckError};
+use crate::chunk::ChunkCheckError;
+use crate::codec::{verify_chunk, ChunkDecoder};
 use crate::traits::PositionalWrite;
 use crate::{ChunkLayout, ChunkSource, ImageTarget, PipelineError};
 
@@ -75,7 +75,7 @@ pub fn restore_image(
     let zero_digests: HashMap<usize, Digest> = index
         .zero_lengths()
         .into_iter()
-        .map(|len| (len, zero_digest(len)))
+        .map(|len| (len, source.codec().zero_digest(len)))
         .collect();
     let is_zero_chunk = |len: usize, d: &Digest| zero_digests.get(&len) == Some(d);
 
@@ -136,7 +136,7 @@ struct FetchWorker<'a> {
     cache: &'a RepeatCache,
     is_zero_chunk: &'a (dyn Fn(usize, &Digest) -> bool + Sync),
     counters: &'a RestoreCounters,
-    decoder: BlobDecoder,
+    decoder: Box<dyn ChunkDecoder>,
     encoded: [Vec<u8>; 2],
     /// Repeated chunks this worker claimed and has not put into the cache yet.
     claims: Vec<Digest>,
@@ -187,7 +187,7 @@ impl FetchWorker<'_> {
         let (offset, len, digest) = self.index.chunk(i);
         let n = fetch_one(
             self.source,
-            &mut self.decoder,
+            &mut *self.decoder,
             digest,
             offset,
             len,
@@ -208,15 +208,15 @@ impl FetchWorker<'_> {
         let eb = self.read_decoded(j, 1, &mut b);
         let (ea, eb) = match (ea, eb) {
             (Ok(na), Ok(nb)) => {
-                let (da, db) = sha256_pair(&a, &b);
+                let (da, db) = self.source.codec().digest_pair(&a, &b);
                 (
                     self.check(i, &da).map(|()| na),
                     self.check(j, &db).map(|()| nb),
                 )
             }
             (ea, eb) => (
-                ea.and_then(|n| self.check(i, &sha256(&a)).map(|()| n)),
-                eb.and_then(|n| self.check(j, &sha256(&b)).map(|()| n)),
+                ea.and_then(|n| self.check(i, &self.source.codec().digest(&a)).map(|()| n)),
+                eb.and_then(|n| self.check(j, &self.source.codec().digest(&b)).map(|()| n)),
             ),
         };
         let first = self.finish(i, a, ea);
@@ -252,13 +252,13 @@ impl FetchWorker<'_> {
         let (offset, len, digest) = self.index.chunk(i);
         let encoded = &mut self.encoded[slot];
         self.source.read_chunk(digest, encoded)?;
-        decode_checked(&mut self.decoder, encoded, len, out).map_err(|source| {
-            PipelineError::Corrupt {
+        self.decoder
+            .decode(encoded, len, out)
+            .map_err(|source| PipelineError::Corrupt {
                 digest: *digest,
                 offset,
                 source,
-            }
-        })?;
+            })?;
         Ok(encoded.len() as u64)
     }
 
@@ -318,7 +318,10 @@ impl<'a> FetchWorker<'a> {
         counters: &'a RestoreCounters,
         direct: Option<(&'a dyn PositionalWrite, &'a str)>,
     ) -> Result<Self, PipelineError> {
-        let decoder = BlobDecoder::new().map_err(|e| PipelineError::Thread(e.to_string()))?;
+        let decoder = source
+            .codec()
+            .decoder()
+            .map_err(|e| PipelineError::Thread(e.to_string()))?;
         Ok(FetchWorker {
             index,
             source,
@@ -376,7 +379,7 @@ fn fetch_worker(
 /// Reads, decodes and verifies one chunk into `out`; returns its encoded size.
 pub(crate) fn fetch_one(
     source: &dyn ChunkSource,
-    decoder: &mut BlobDecoder,
+    decoder: &mut dyn ChunkDecoder,
     digest: &Digest,
     offset: u64,
     len: usize,
@@ -384,7 +387,7 @@ pub(crate) fn fetch_one(
     out: &mut Vec<u8>,
 ) -> Result<u64, PipelineError> {
     source.read_chunk(digest, encoded)?;
-    decode_and_verify(decoder, digest, encoded, len, out).map_err(|source| {
+    verify_chunk(source.codec(), decoder, digest, encoded, len, out).map_err(|source| {
         PipelineError::Corrupt {
             digest: *digest,
             offset,

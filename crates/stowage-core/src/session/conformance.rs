@@ -8,8 +8,10 @@ use std::collections::HashSet;
 
 use stowage_format::blob::{decode_blob, MAX_BLOB_SIZE};
 use stowage_format::manifest::MANIFEST_BLOB_NAME;
-use stowage_format::{sha256, BlobDecoder, BlobEncoder, Manifest};
+use stowage_format::{sha256, Manifest};
 use stowage_types::{ArchiveName, BackupGroup, BackupTime, BackupType, Digest, SnapshotRef};
+
+use crate::{ChunkCodec, PLAIN};
 
 use super::{
     BackupTarget, IndexChunk, IndexKind, IndexTally, IndexWriter, Repository, SessionError,
@@ -38,8 +40,13 @@ fn data(seed: u8, len: usize) -> Vec<u8> {
 
 /// Uploads `chunk` through `writer` as the pipelines do.
 fn upload(writer: &dyn IndexWriter, chunk: &[u8]) -> IndexChunk {
-    let digest = sha256(chunk);
-    let encoded = BlobEncoder::new().unwrap().encode(chunk).unwrap();
+    let digest = PLAIN.digest(chunk);
+    let mut encoded = Vec::new();
+    PLAIN
+        .encoder()
+        .unwrap()
+        .encode(chunk, &mut encoded)
+        .unwrap();
     if !writer.touch_chunk(&digest).unwrap() {
         writer.insert_chunk(&digest, &encoded).unwrap();
     }
@@ -88,10 +95,16 @@ fn read_chunk(source: &dyn crate::ChunkSource, digest: &Digest, len: usize) -> V
     let mut encoded = Vec::new();
     source.read_chunk(digest, &mut encoded).unwrap();
     let mut plain = Vec::new();
-    BlobDecoder::new()
-        .unwrap()
-        .decode_into(&encoded, &mut plain, len)
-        .unwrap();
+    let mut decoder = source.codec().decoder().unwrap();
+    crate::verify_chunk(
+        source.codec(),
+        &mut *decoder,
+        digest,
+        &encoded,
+        len,
+        &mut plain,
+    )
+    .unwrap();
     plain
 }
 

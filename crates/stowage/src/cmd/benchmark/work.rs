@@ -19,7 +19,7 @@ use aes_gcm::aead::{AeadInPlace, KeyInit, Nonce};
 use aes_gcm::Aes256Gcm;
 use anyhow::{anyhow, ensure, Result};
 use stowage_format::blob::ZSTD_LEVEL;
-use stowage_format::{sha256, BlobDecoder, BlobEncoder};
+use stowage_format::{sha256, BlobEncoder};
 use stowage_types::Digest;
 
 /// Buffer of the SHA-256 measurement (as PBS).
@@ -271,11 +271,13 @@ pub fn workloads(data: &TestData) -> Vec<Workload<'_>> {
             "Chunk verification speed",
             Some(758.0),
             move || {
-                let mut decoder = BlobDecoder::new()?;
+                let codec = &stowage_core::PLAIN;
+                let mut decoder = stowage_core::ChunkCodec::decoder(codec)?;
                 let mut out = Vec::with_capacity(CHUNK);
                 Ok(Box::new(move || {
-                    stowage_core::decode_and_verify(
-                        &mut decoder,
+                    stowage_core::verify_chunk(
+                        codec,
+                        &mut *decoder,
                         &data.digest,
                         black_box(&data.chunk),
                         CHUNK,

@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, Result};
 use crossbeam_channel::bounded;
-use stowage_core::{decode_and_verify, zero_digest, ChunkLayout, ChunkSource};
+use stowage_core::{verify_chunk, ChunkDecoder, ChunkLayout, ChunkSource};
 use stowage_format::blob::{BlobKind, HEADER_LEN, ZSTD_LEVEL};
-use stowage_format::{BlobDecoder, FixedIndex};
+use stowage_format::{CryptMode, FixedIndex};
 use stowage_types::Digest;
 
 /// The zstd level chunks are stored with: exports at this level can re-use them.
@@ -64,7 +64,7 @@ impl Job<'_> {
 fn frame(
     job: &Job,
     i: usize,
-    decoder: &mut BlobDecoder,
+    decoder: &mut dyn ChunkDecoder,
     compressor: &mut zstd::bulk::Compressor<'static>,
 ) -> Result<Arc<Vec<u8>>> {
     let (_, _, digest) = job.index.chunk(i);
@@ -80,7 +80,7 @@ fn frame(
 fn new_frame(
     job: &Job,
     i: usize,
-    decoder: &mut BlobDecoder,
+    decoder: &mut dyn ChunkDecoder,
     compressor: &mut zstd::bulk::Compressor<'static>,
 ) -> Result<Vec<u8>> {
     let (store, level) = (job.store, job.level);
@@ -91,14 +91,17 @@ fn new_frame(
     let mut encoded = Vec::new();
     store.read_chunk(digest, &mut encoded)?;
     let mut plain = Vec::new();
-    decode_and_verify(decoder, digest, &encoded, len, &mut plain).map_err(|e| {
+    verify_chunk(store.codec(), decoder, digest, &encoded, len, &mut plain).map_err(|e| {
         crate::exit::fail(
             stowage_types::ErrorClass::Verification,
             format!("chunk {digest} of the image is bad: {e}; run 'stowage verify'"),
         )
     })?;
-    // Verified above (CRC included): the stored frame is what follows the header.
-    let stored = encoded.get(..8).and_then(BlobKind::from_magic) == Some(BlobKind::Compressed);
+    // Verified above (CRC included): the stored frame is what follows the header (of a plain
+    // chunk; an encrypted one holds ciphertext).
+    let plain_chunk = store.codec().crypt_mode() == CryptMode::None;
+    let stored = plain_chunk
+        && encoded.get(..8).and_then(BlobKind::from_magic) == Some(BlobKind::Compressed);
     match encoded.get(HEADER_LEN..) {
         Some(frame) if stored && level == STORED_LEVEL => Ok(frame.to_vec()),
         _ => Ok(compressor.compress(&plain)?),
@@ -135,7 +138,7 @@ pub fn zstd_frames(
         zeros: index
             .zero_lengths()
             .into_iter()
-            .map(|len| (len, zero_digest(len)))
+            .map(|len| (len, store.codec().zero_digest(len)))
             .collect(),
         repeated: repeated_digests(index),
         repeats: Mutex::new((HashMap::new(), 0)),
@@ -150,7 +153,7 @@ pub fn zstd_frames(
             let (token_rx, done_tx) = (token_rx.clone(), done_tx.clone());
             let (next, stop, job) = (&next, &stop, &job);
             s.spawn(move || {
-                let Ok(mut decoder) = BlobDecoder::new() else {
+                let Ok(mut decoder) = store.codec().decoder() else {
                     return;
                 };
                 let Ok(mut compressor) = zstd::bulk::Compressor::new(level) else {
@@ -161,7 +164,7 @@ pub fn zstd_frames(
                     if i >= count {
                         break;
                     }
-                    let result = frame(job, i, &mut decoder, &mut compressor);
+                    let result = frame(job, i, &mut *decoder, &mut compressor);
                     if done_tx.send((i, result)).is_err() {
                         break;
                     }
