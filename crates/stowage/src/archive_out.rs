@@ -81,7 +81,7 @@ pub fn write_archive(
     let format = resolve_format(args, out)?;
     let level = args.level.unwrap_or(format.default_level());
     format.check_level(level)?;
-    let threads = crate::cmd::threads(g);
+    let threads = g.worker_threads();
     let started_at = chrono::Utc::now();
     let started = Instant::now();
     let to_file = out != "-";

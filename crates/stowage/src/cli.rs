@@ -1,5 +1,7 @@
 //! The command line: one vocabulary across all verbs.
 
+use std::time::Duration;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
@@ -249,8 +251,8 @@ pub struct SyncArgs {
 pub struct GcArgs {
     /// Remove only chunks untouched for this long (`24h5m`, `90s`, `2d`); below 24 h a chunk
     /// that a backup reused without touching it on a relatime mount could go
-    #[arg(long, default_value = "24h5m", value_parser = crate::cmd::parse_duration)]
-    pub cutoff: std::time::Duration,
+    #[arg(long, default_value = "24h5m", value_parser = parse_duration)]
+    pub cutoff: Duration,
     /// Mark and count, but remove nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -383,4 +385,59 @@ pub struct PruneArgs {
     /// Show what would be kept and removed, remove nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+impl GlobalOpts {
+    /// Worker threads: `--threads`, or every core.
+    pub fn worker_threads(&self) -> usize {
+        self.threads
+            .map(usize::from)
+            .unwrap_or_else(stowage_core::default_threads)
+    }
+}
+
+/// `90`, `90s`, `15m`, `24h5m`, `2d`: a duration in seconds, minutes, hours and days.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let mut total = 0u64;
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            _ => return Err(format!("unknown unit '{c}' (use s, m, h or d)")),
+        };
+        let n: u64 = number
+            .parse()
+            .map_err(|_| "a number must precede each unit")?;
+        total = total.saturating_add(n.saturating_mul(unit));
+        number.clear();
+    }
+    if !number.is_empty() {
+        total = total.saturating_add(number.parse::<u64>().map_err(|e| e.to_string())?);
+    } else if text.is_empty() {
+        return Err("empty duration".into());
+    }
+    Ok(Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("24h5m").unwrap().as_secs(), 86700);
+        assert_eq!(parse_duration("2d").unwrap().as_secs(), 172800);
+        assert_eq!(parse_duration("0s").unwrap().as_secs(), 0);
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("h").is_err());
+    }
 }

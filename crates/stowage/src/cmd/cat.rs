@@ -15,7 +15,7 @@ pub fn run(g: &GlobalOpts, snapshot: &str, archive: &str, path: &OsStr) -> Resul
     let store = repo::open(g)?;
     let reader = repo::open_snapshot(&store, snapshot)?;
     let mut out = std::io::stdout().lock();
-    let threads = super::threads(g);
+    let threads = g.worker_threads();
     stowage_ops::cat::cat_file(&reader, &archive, path.as_bytes(), &mut out, threads)?;
     Ok(OK)
 }

@@ -32,7 +32,7 @@ pub fn run(g: &GlobalOpts, snapshot: &str, find: Option<&OsStr>) -> Result<i32> 
     let store = repo::open(g)?;
     let reader = repo::open_snapshot(&store, snapshot)?;
     let snapshot = reader.snapshot().clone();
-    let bytes = stowage_ops::catalog::load_catalog(&reader, super::threads(g))?;
+    let bytes = stowage_ops::catalog::load_catalog(&reader, g.worker_threads())?;
     let name = ArchiveName::parse(stowage_ops::catalog::CATALOG_NAME)?;
     let damaged = || format!("{} of {snapshot}", name.stored_name());
     let reader = CatalogReader::new(&bytes).with_context(damaged)?;

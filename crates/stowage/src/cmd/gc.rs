@@ -2,7 +2,6 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Result;
 use serde_json::json;
@@ -15,41 +14,11 @@ use crate::output::{bytes, print_json};
 use crate::progress::{Reporter, Sample};
 use crate::repo;
 
-/// `90`, `90s`, `15m`, `24h5m`, `2d`: a duration in seconds, minutes, hours and days.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let mut total = 0u64;
-    let mut number = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86400,
-            _ => return Err(format!("unknown unit '{c}' (use s, m, h or d)")),
-        };
-        let n: u64 = number
-            .parse()
-            .map_err(|_| "a number must precede each unit")?;
-        total = total.saturating_add(n.saturating_mul(unit));
-        number.clear();
-    }
-    if !number.is_empty() {
-        total = total.saturating_add(number.parse::<u64>().map_err(|e| e.to_string())?);
-    } else if text.is_empty() {
-        return Err("empty duration".into());
-    }
-    Ok(Duration::from_secs(total))
-}
-
 pub fn run(g: &GlobalOpts, args: GcArgs) -> Result<i32> {
     let store = repo::open_root(g)?;
     let options = GcOptions {
         cutoff: args.cutoff,
-        threads: super::threads(g),
+        threads: g.worker_threads(),
         dry_run: args.dry_run,
         cache_capacity: args.cache_capacity.unwrap_or(DEFAULT_GC_CACHE),
         upid: stowage_datastore::Upid::new(
@@ -228,20 +197,4 @@ fn print_text(report: &stowage_datastore::GcReport, dry_run: bool) {
         s.cache_stats.misses,
         report.sweep_time.as_secs_f64()
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90").unwrap().as_secs(), 90);
-        assert_eq!(parse_duration("24h5m").unwrap().as_secs(), 86700);
-        assert_eq!(parse_duration("2d").unwrap().as_secs(), 172800);
-        assert_eq!(parse_duration("0s").unwrap().as_secs(), 0);
-        assert!(parse_duration("5x").is_err());
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("h").is_err());
-    }
 }

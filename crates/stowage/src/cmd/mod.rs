@@ -24,9 +24,7 @@ mod verify_archive;
 
 use anyhow::Result;
 
-pub use gc::parse_duration;
-
-use crate::cli::{Cli, Command, GlobalOpts};
+use crate::cli::{Cli, Command};
 
 /// Runs one verb; returns the exit code for outcomes that are not errors (verify may report bad
 /// data through its code).
@@ -60,10 +58,4 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Sync(args) => sync::run(g, args),
         Command::Benchmark(args) => benchmark::run(g, args),
     }
-}
-
-pub fn threads(g: &GlobalOpts) -> usize {
-    g.threads
-        .map(usize::from)
-        .unwrap_or_else(stowage_core::default_threads)
 }

@@ -67,7 +67,7 @@ pub fn run(g: &GlobalOpts, args: RestoreArgs) -> Result<i32> {
                 indexes.payload.as_ref(),
                 archive.user_name(),
                 to,
-                super::threads(g),
+                g.worker_threads(),
                 &counters,
             );
             reporter.finish();
@@ -108,7 +108,7 @@ pub fn run(g: &GlobalOpts, args: RestoreArgs) -> Result<i32> {
                 Box::new(move || Sample::bytes(probe.done.load(Ordering::Relaxed), Some(size))),
                 !g.quiet,
             );
-            let threads = super::threads(g);
+            let threads = g.worker_threads();
             let result = image.run(
                 t.as_image_target(),
                 &args.target,

@@ -44,7 +44,7 @@ pub fn run(g: &GlobalOpts, args: SyncArgs) -> Result<i32> {
         }),
         !g.quiet,
     );
-    let threads = super::threads(g);
+    let threads = g.worker_threads();
     let items = target.sync_from(&source, &ns, group.as_ref(), threads, &progress, |item| {
         if !text || g.quiet {
             return;

@@ -85,7 +85,7 @@ pub fn run(g: &GlobalOpts, args: VerifyArgs) -> Result<i32> {
         !g.quiet,
     );
     let opts = VerifyOptions {
-        threads: super::threads(g),
+        threads: g.worker_threads(),
         ignore_verified: args.ignore_verified || args.outdated_after.is_some(),
         outdated_after: args.outdated_after,
         structure: !args.chunks_only,

@@ -264,7 +264,7 @@ pub fn run(g: &GlobalOpts, args: BackupArgs) -> Result<i32> {
     let run = BackupRun {
         target: &target,
         session: &session,
-        threads: super::threads(g),
+        threads: g.worker_threads(),
         fast: &fast,
     };
     // The previous snapshot, read for metadata change detection.

@@ -65,7 +65,7 @@ fn threads_text(n: usize) -> String {
 }
 
 pub fn run(g: &GlobalOpts, args: BenchmarkArgs) -> Result<i32> {
-    let threads = super::threads(g);
+    let threads = g.worker_threads();
     let duration = Duration::from_secs_f64(args.seconds);
     let data = work::TestData::new()?;
     let mut results = Vec::new();

@@ -51,7 +51,7 @@ pub fn run(g: &GlobalOpts, args: ExportArgs) -> Result<i32> {
     } else {
         format!("[{ns}]:{snapshot} {archive}")
     };
-    let threads = super::threads(g);
+    let threads = g.worker_threads();
     match archive.kind() {
         ArchiveKind::Image => {
             let index = reader.fixed_index(&archive)?;

@@ -25,7 +25,7 @@ pub fn export_tree(
 ) -> Result<i32> {
     let indexes = stowage_ops::restore::tree_indexes(reader, archive)?;
     let (index, payload) = (indexes.archive, indexes.payload);
-    let threads = crate::cmd::threads(g);
+    let threads = g.worker_threads();
     // The tar is about as big as the archive's data; the exact size is unknown in advance.
     let size = index.size() + payload.as_ref().map_or(0, |p| p.size());
     let job = Job {
