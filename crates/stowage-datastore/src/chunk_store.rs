@@ -1,113 +1,84 @@
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-use nix::sys::stat::{utimensat, UtimensatFlags};
-use nix::sys::time::TimeSpec;
 use stowage_core::{ChunkSink, ChunkSource, StoreError};
 use stowage_types::Digest;
 
-/// The `.chunks` directory: one DataBlob file per digest under a 4-hex-digit prefix directory.
+use crate::storage::Storage;
+
+/// The `.chunks` directory of the datastore's storage: one DataBlob per digest under a
+/// 4-hex-digit prefix (`.chunks/bb9f/bb9f8df6…`).
 pub struct ChunkStore {
+    storage: Arc<dyn Storage>,
+    /// Where `.chunks` is, for the file-system walks of garbage collection and for messages.
     dir: PathBuf,
-    tmp_counter: AtomicU64,
+}
+
+const CHUNKS: &str = ".chunks";
+
+/// `.chunks/bb9f/bb9f8df6…`
+fn chunk_key(digest: &Digest) -> String {
+    let hex = digest.to_hex();
+    format!("{CHUNKS}/{}/{hex}", &hex[..4])
 }
 
 impl ChunkStore {
-    pub(crate) fn new(dir: PathBuf) -> Self {
-        ChunkStore {
-            dir,
-            tmp_counter: AtomicU64::new(0),
-        }
+    pub(crate) fn new(storage: Arc<dyn Storage>) -> Self {
+        let dir = storage.locate(CHUNKS);
+        ChunkStore { storage, dir }
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// `.chunks/bb9f/bb9f8df6...`
+    /// Where the chunk of `digest` is (a path of the local storage).
     pub fn chunk_path(&self, digest: &Digest) -> PathBuf {
-        let hex = digest.to_hex();
-        self.dir.join(&hex[..4]).join(hex)
+        self.storage.locate(&chunk_key(digest))
     }
 
-    /// Whether the chunk file of `digest` exists (one `stat`). Errors other than "not found"
-    /// count as present: the chunk is not written again over a file we cannot see.
+    /// Whether the chunk of `digest` exists. Errors other than "not found" count as present:
+    /// the chunk is not written again over an object we cannot see.
     pub fn chunk_exists(&self, digest: &Digest) -> bool {
-        match fs::symlink_metadata(self.chunk_path(digest)) {
-            Ok(_) => true,
-            Err(e) => e.kind() != io::ErrorKind::NotFound,
-        }
+        self.storage.exists(&chunk_key(digest)).unwrap_or(true)
     }
 
     /// Moves a corrupt chunk out of the way as PBS does: to `<hex>.<N>.bad` beside it, with N
     /// the first unused digit 0..9 (once `.0.bad` to `.8.bad` exist, `.9.bad` is overwritten).
     /// Returns the new path, or `None` when there is no chunk file to move.
     pub fn rename_corrupt_chunk(&self, digest: &Digest) -> io::Result<Option<PathBuf>> {
-        let path = self.chunk_path(digest);
-        let hex = digest.to_hex();
+        let key = chunk_key(digest);
+        let bad = |n: u32| format!("{key}.{n}.bad");
         let mut n = 0;
-        let mut bad = path.with_file_name(format!("{hex}.{n}.bad"));
-        while n < 9 && fs::symlink_metadata(&bad).is_ok() {
+        while n < 9 && self.storage.exists(&bad(n))? {
             n += 1;
-            bad = path.with_file_name(format!("{hex}.{n}.bad"));
         }
-        match fs::rename(&path, &bad) {
-            Ok(()) => Ok(Some(bad)),
+        match self.storage.rename(&key, &bad(n)) {
+            Ok(()) => Ok(Some(self.storage.locate(&bad(n)))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
-    }
-
-    fn write_new(&self, digest: &Digest, path: &Path, encoded: &[u8]) -> io::Result<()> {
-        let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
-        let tmp = path.with_file_name(format!(
-            "{}.tmp_{}_{n}",
-            digest.to_hex(),
-            std::process::id()
-        ));
-        let result = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .and_then(|mut f| f.write_all(encoded))
-            .and_then(|_| fs::rename(&tmp, path));
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
     }
 }
 
 impl ChunkSink for ChunkStore {
     fn touch_chunk(&self, digest: &Digest) -> Result<bool, StoreError> {
-        let path = self.chunk_path(digest);
-        let now = TimeSpec::UTIME_NOW;
-        let omit = TimeSpec::UTIME_OMIT;
-        match utimensat(
-            nix::fcntl::AT_FDCWD,
-            &path,
-            &now,
-            &omit,
-            UtimensatFlags::NoFollowSymlink,
-        ) {
-            Ok(()) => Ok(true),
-            Err(nix::errno::Errno::ENOENT) => Ok(false),
-            Err(e) => Err(StoreError::Read {
-                digest: *digest,
-                path,
-                source: e.into(),
-            }),
-        }
+        let key = chunk_key(digest);
+        self.storage.mark(&key).map_err(|source| StoreError::Read {
+            digest: *digest,
+            path: self.storage.locate(&key),
+            source,
+        })
     }
 
     fn insert_chunk(&self, digest: &Digest, encoded: &[u8]) -> Result<(), StoreError> {
-        let path = self.chunk_path(digest);
-        self.write_new(digest, &path, encoded)
+        let key = chunk_key(digest);
+        self.storage
+            .put_if_absent(&key, encoded)
             .map_err(|source| StoreError::Write {
                 digest: *digest,
-                path,
+                path: self.storage.locate(&key),
                 source,
             })
     }
@@ -115,18 +86,16 @@ impl ChunkSink for ChunkStore {
 
 impl ChunkSource for ChunkStore {
     fn read_chunk(&self, digest: &Digest, out: &mut Vec<u8>) -> Result<(), StoreError> {
-        let path = self.chunk_path(digest);
-        out.clear();
-        let result = File::open(&path).and_then(|mut f| f.read_to_end(out));
-        match result {
-            Ok(_) => Ok(()),
+        let key = chunk_key(digest);
+        match self.storage.get(&key, out) {
+            Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::Missing {
                 digest: *digest,
-                path,
+                path: self.storage.locate(&key),
             }),
             Err(source) => Err(StoreError::Read {
                 digest: *digest,
-                path,
+                path: self.storage.locate(&key),
                 source,
             }),
         }
@@ -136,15 +105,17 @@ impl ChunkSource for ChunkStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn corrupt_chunks_get_numbered_bad_names() {
         let dir = tempfile::tempdir().unwrap();
         let digest = Digest([0xab; 32]);
         let hex = digest.to_hex();
-        let sub = dir.path().join(&hex[..4]);
-        fs::create_dir(&sub).unwrap();
-        let store = ChunkStore::new(dir.path().to_path_buf());
+        let sub = dir.path().join(CHUNKS).join(&hex[..4]);
+        fs::create_dir_all(&sub).unwrap();
+        let storage = Arc::new(crate::storage::LocalStorage::new(dir.path()));
+        let store = ChunkStore::new(storage);
         assert!(!store.chunk_exists(&digest));
         assert_eq!(store.rename_corrupt_chunk(&digest).unwrap(), None);
         for round in 0..12u8 {

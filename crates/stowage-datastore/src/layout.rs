@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use stowage_types::{BackupGroup, BackupNamespace, SnapshotRef};
 
+use crate::storage::LocalStorage;
 use crate::{fsutil, ChunkStore, DatastoreError};
 
 /// An open local datastore, seen from one namespace (the root unless
@@ -77,7 +78,7 @@ impl Datastore {
         Ok(Datastore {
             base: path.to_path_buf(),
             ns: BackupNamespace::root(),
-            chunks: Arc::new(ChunkStore::new(chunks)),
+            chunks: Arc::new(ChunkStore::new(Arc::new(LocalStorage::new(path)))),
         })
     }
 

@@ -20,6 +20,7 @@ mod namespaces;
 mod prune;
 mod session;
 mod snapshots;
+mod storage;
 mod sync;
 mod upid;
 mod verify;
@@ -38,6 +39,7 @@ pub use manifest_update::MANIFEST_LOCK_NAME;
 pub use prune::{select_prune, PruneCandidate, PruneItem, PruneMark, PruneOptions, PruneRule};
 pub use session::{LocalBackup, LocalIndexWriter, LocalReader, LocalRepository};
 pub use snapshots::SnapshotInfo;
+pub use storage::{LocalStorage, Storage};
 pub use sync::{SnapshotCopy, SyncItem, SyncOutcome, SyncProgress};
 pub use upid::{upid_start_time, Upid};
 pub use verify::{
