@@ -23,6 +23,10 @@ pub enum OpsError {
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
     #[error(transparent)]
+    Store(#[from] stowage_core::StoreError),
+    #[error(transparent)]
+    Export(#[from] stowage_export::ExportError),
+    #[error(transparent)]
     Decode(#[from] stowage_archive::DecodeError),
     #[error(transparent)]
     Restore(#[from] stowage_fs::RestoreError),
@@ -52,6 +56,8 @@ impl OpsError {
             OpsError::Context { source, .. } => source.class(),
             OpsError::Session(e) => e.class(),
             OpsError::Pipeline(e) => e.class(),
+            OpsError::Store(e) => e.class(),
+            OpsError::Export(e) => e.class(),
             OpsError::Decode(e) => e.class(),
             OpsError::Restore(e) => e.class(),
             OpsError::Catalog(e) => e.class(),

@@ -198,6 +198,44 @@ fn a_legacy_tree_round_trips() {
     let repo = MemoryRepository::new();
     let (snapshot, _) = back_up_tree(&repo, src.path(), false, false);
     restore_and_compare(&repo, &snapshot, src.path());
+    export_and_compare(&repo, &snapshot, src.path());
+}
+
+/// The tree exported as tar holds every file with its content, and the symlink.
+fn export_and_compare(repo: &MemoryRepository, snapshot: &SnapshotRef, source: &Path) {
+    let reader = repo.open_snapshot(snapshot).unwrap();
+    let indexes = tree_indexes(&*reader, &ArchiveName::parse("root.pxar").unwrap()).unwrap();
+    let mut tar = Vec::new();
+    stowage_ops::export::tree_to_tar(&*reader, &indexes, "root.pxar", &mut tar, 2).unwrap();
+    let mut found = BTreeMap::new();
+    for entry in tar::Archive::new(&tar[..]).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry
+            .path()
+            .unwrap()
+            .to_string_lossy()
+            .trim_end_matches('/')
+            .to_string();
+        let value = match entry.header().entry_type() {
+            tar::EntryType::Directory => b"<dir>".to_vec(),
+            tar::EntryType::Symlink => entry.link_name_bytes().unwrap().into_owned(),
+            tar::EntryType::Link => {
+                fs::read(source.join(entry.link_name().unwrap().unwrap())).unwrap()
+            }
+            _ => {
+                let mut content = Vec::new();
+                std::io::Read::read_to_end(&mut entry, &mut content).unwrap();
+                content
+            }
+        };
+        found.insert(path, value);
+    }
+    found.retain(|path, _| !path.is_empty() && path != ".");
+    let found: BTreeMap<String, Vec<u8>> = found
+        .into_iter()
+        .map(|(p, v)| (p.trim_start_matches("./").to_string(), v))
+        .collect();
+    assert_eq!(found, listing(source));
 }
 
 #[test]
@@ -275,4 +313,18 @@ fn an_image_round_trips() {
         .run(&mut restored, "memory", 2, 8, &RestoreCounters::default())
         .unwrap();
     assert_eq!(restored, data);
+
+    let index = reader.fixed_index(&name).unwrap();
+    let mut plain = Vec::new();
+    let counters = RestoreCounters::default();
+    stowage_ops::export::image_to_writer(&*reader, &index, &mut plain, "out", 2, &counters)
+        .unwrap();
+    assert_eq!(plain, data);
+    let mut frames = Vec::new();
+    let progress = std::sync::atomic::AtomicU64::new(0);
+    let level = stowage_ops::export::STORED_LEVEL;
+    stowage_ops::export::zstd_frames(reader.chunks(), &index, level, 2, &progress, &mut frames)
+        .unwrap();
+    assert_eq!(zstd::stream::decode_all(&frames[..]).unwrap(), data);
+    assert_eq!(progress.into_inner(), data.len() as u64);
 }

@@ -236,23 +236,3 @@ impl<W: Write> ImageTarget for Stream<W> {
         self.out.flush()
     }
 }
-
-/// Any sequential writer (a compressor, say) as a restore target: zeros are written out.
-pub struct WriteTarget<'a> {
-    pub out: &'a mut dyn Write,
-}
-
-impl ImageTarget for WriteTarget<'_> {
-    fn write_at(&mut self, _offset: u64, data: &[u8]) -> io::Result<()> {
-        self.out.write_all(data)
-    }
-
-    fn write_zeroes(&mut self, _offset: u64, len: u64) -> io::Result<()> {
-        let out = &mut self.out;
-        write_zeroes_with(len, |z| out.write_all(z))
-    }
-
-    fn finish(&mut self, _size: u64) -> io::Result<()> {
-        self.out.flush()
-    }
-}

@@ -5,40 +5,15 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use stowage_core::session::SnapshotReader;
-use stowage_core::{restore_image, ChunkSource, RestoreCounters};
-use stowage_format::blob::{decode_blob, MAX_BLOB_SIZE};
+use stowage_core::RestoreCounters;
+use stowage_export::compress::Format;
+use stowage_ops::export::{chunk_samples, image_to_writer, tree_to_tar, zstd_frames};
+use stowage_ops::restore::tree_indexes;
 use stowage_types::{ArchiveKind, ArchiveName};
-
-mod frames;
-mod tree;
 
 use crate::archive_out::{resolve_format, write_archive, Job};
 use crate::cli::{ExportArgs, GlobalOpts};
 use crate::repo;
-use crate::target::WriteTarget;
-use stowage_export::compress::Format;
-
-/// Up to four of an archive's `count` chunks, spread over it and decoded: what the space check
-/// compresses to estimate the output size.
-fn chunk_samples(
-    chunks: &dyn ChunkSource,
-    count: usize,
-    digest_at: impl Fn(usize) -> stowage_types::Digest,
-) -> Vec<Vec<u8>> {
-    let picks: Vec<usize> = if count <= 4 {
-        (0..count).collect()
-    } else {
-        (0..4).map(|i| i * (count - 1) / 3).collect()
-    };
-    picks
-        .into_iter()
-        .filter_map(|i| {
-            let mut raw = Vec::new();
-            chunks.read_chunk(&digest_at(i), &mut raw).ok()?;
-            decode_blob(&raw, MAX_BLOB_SIZE).ok()
-        })
-        .collect()
-}
 
 pub fn run(g: &GlobalOpts, args: ExportArgs) -> Result<i32> {
     let archive = ArchiveName::parse(&args.archive)?;
@@ -76,28 +51,13 @@ pub fn run(g: &GlobalOpts, args: ExportArgs) -> Result<i32> {
                 || chunk_samples(reader.chunks(), index.digests.len(), |i| index.digests[i]),
                 |out: &mut dyn Write| {
                     if frames {
-                        frames::zstd_frames(
-                            reader.chunks(),
-                            &index,
-                            level,
-                            threads,
-                            &progress,
-                            out,
-                        )
-                        .with_context(|| format!("export of {snapshot} {archive} failed"))?;
+                        zstd_frames(reader.chunks(), &index, level, threads, &progress, out)
+                            .with_context(|| format!("export of {snapshot} {archive} failed"))?;
                         return Ok(0);
                     }
                     let counters = Arc::new(RestoreCounters::default());
-                    restore_image(
-                        &index,
-                        reader.chunks(),
-                        &mut WriteTarget { out },
-                        &args.out,
-                        threads,
-                        (threads * 4).max(8),
-                        &counters,
-                    )
-                    .with_context(|| format!("export of {snapshot} {archive} failed"))?;
+                    image_to_writer(&reader, &index, out, &args.out, threads, &counters)
+                        .with_context(|| format!("export of {snapshot} {archive} failed"))?;
                     Ok(0)
                 },
             )
@@ -123,6 +83,47 @@ pub fn run(g: &GlobalOpts, args: ExportArgs) -> Result<i32> {
                 },
             )
         }
-        ArchiveKind::Pxar => tree::export_tree(g, &args, &reader, &archive, source),
+        ArchiveKind::Pxar => export_tree(g, &args, &reader, &archive, source),
     }
+}
+
+fn export_tree(
+    g: &GlobalOpts,
+    args: &ExportArgs,
+    reader: &dyn SnapshotReader,
+    archive: &ArchiveName,
+    source: String,
+) -> Result<i32> {
+    let indexes = tree_indexes(reader, archive)?;
+    let threads = g.worker_threads();
+    // The tar is about as big as the archive's data; the exact size is unknown in advance.
+    let job = Job {
+        source,
+        content: "tar",
+        size: Some(indexes.size()),
+        precompressed: false,
+        progress: None,
+    };
+    let name = archive.to_string();
+    write_archive(
+        g,
+        &args.output,
+        &args.out,
+        job,
+        || {
+            // The file contents: the payload stream of a split archive, else the archive itself.
+            let data = indexes.payload.as_ref().unwrap_or(&indexes.archive);
+            chunk_samples(reader.chunks(), data.entries.len(), |i| data.entries[i].1)
+        },
+        |out: &mut dyn Write| {
+            let stats = tree_to_tar(reader, &indexes, &name, out, threads)?;
+            if stats.skipped_sockets > 0 && !g.quiet {
+                eprintln!(
+                    "note: {} socket(s) left out: a tar cannot hold sockets",
+                    stats.skipped_sockets
+                );
+            }
+            Ok(stats.entries)
+        },
+    )
 }

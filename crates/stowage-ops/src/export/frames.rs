@@ -10,12 +10,15 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use anyhow::{anyhow, Result};
 use crossbeam_channel::bounded;
 use stowage_core::{verify_chunk, ChunkDecoder, ChunkLayout, ChunkSource};
 use stowage_format::blob::{BlobKind, HEADER_LEN, ZSTD_LEVEL};
 use stowage_format::{CryptMode, FixedIndex};
-use stowage_types::Digest;
+use stowage_types::{Digest, ErrorClass};
+
+use crate::OpsError;
+
+type Result<T, E = OpsError> = std::result::Result<T, E>;
 
 /// The zstd level chunks are stored with: exports at this level can re-use them.
 pub const STORED_LEVEL: i32 = ZSTD_LEVEL;
@@ -92,8 +95,8 @@ fn new_frame(
     store.read_chunk(digest, &mut encoded)?;
     let mut plain = Vec::new();
     verify_chunk(store.codec(), decoder, digest, &encoded, len, &mut plain).map_err(|e| {
-        crate::exit::fail(
-            stowage_types::ErrorClass::Verification,
+        OpsError::failed(
+            ErrorClass::Verification,
             format!("chunk {digest} of the image is bad: {e}; run 'stowage verify'"),
         )
     })?;
@@ -176,9 +179,9 @@ pub fn zstd_frames(
         let mut written = 0usize;
         let result = (|| -> Result<()> {
             while written < count {
-                let (i, frame) = done_rx
-                    .recv()
-                    .map_err(|_| anyhow!("the chunk readers stopped early"))?;
+                let (i, frame) = done_rx.recv().map_err(|_| {
+                    OpsError::failed(ErrorClass::Internal, "the chunk readers stopped early")
+                })?;
                 pending.insert(i, frame?);
                 while let Some(frame) = pending.remove(&written) {
                     out.write_all(&frame)?;

@@ -1,71 +1,45 @@
-//! Exporting a file-tree archive (`.pxar`, or a split `.mpxar` + `.ppxar`) as a tar stream.
+//! A file-tree archive (`.pxar`, or a split `.mpxar` + `.ppxar`) as a tar stream.
 
 use std::io::{self, Read, Write};
 
-use anyhow::{Context, Result};
-use stowage_archive::Decoder;
-use stowage_archive::{check_payload_header, PayloadRef};
+use stowage_archive::{check_payload_header, Decoder, PayloadRef};
 use stowage_core::session::SnapshotReader;
 use stowage_core::{with_stream, PipelineError, RandomReader, RestoreCounters};
-use stowage_export::tar::{pxar_to_tar, PayloadSource};
-use stowage_types::ArchiveName;
+use stowage_export::tar::{pxar_to_tar, PayloadSource, TarStats};
 
-use crate::archive_out::{write_archive, Job};
-use crate::cli::{ExportArgs, GlobalOpts};
+use crate::restore::TreeIndexes;
+use crate::{Context, OpsError};
 
 /// Chunks of the payload stream kept decoded while files are read from it.
 const PAYLOAD_CACHE: usize = 4;
 
-pub fn export_tree(
-    g: &GlobalOpts,
-    args: &ExportArgs,
+/// Writes the file-tree archive behind `indexes` (`name` for messages) to `out` as a tar
+/// stream: the archive stream decoded on this thread, fetched ahead on `threads` workers; the
+/// file contents of a split archive read from its payload stream where each file lies.
+pub fn tree_to_tar(
     reader: &dyn SnapshotReader,
-    archive: &ArchiveName,
-    source: String,
-) -> Result<i32> {
-    let indexes = stowage_ops::restore::tree_indexes(reader, archive)?;
-    let (index, payload) = (indexes.archive, indexes.payload);
-    let threads = g.worker_threads();
-    // The tar is about as big as the archive's data; the exact size is unknown in advance.
-    let size = index.size() + payload.as_ref().map_or(0, |p| p.size());
-    let job = Job {
-        source,
-        content: "tar",
-        size: Some(size),
-        precompressed: false,
-        progress: None,
-    };
-    let name = archive.to_string();
-    write_archive(
-        g,
-        &args.output,
-        &args.out,
-        job,
-        || {
-            // The file contents: the payload stream of a split archive, else the archive itself.
-            let data = payload.as_ref().unwrap_or(&index);
-            super::chunk_samples(reader.chunks(), data.entries.len(), |i| data.entries[i].1)
-        },
-        |out: &mut dyn Write| {
-            let counters = RestoreCounters::default();
-            let mut payloads = payload.as_ref().map(|p| {
-                let random = RandomReader::new(p, reader.chunks(), PAYLOAD_CACHE)
-                    .with_name(format!("{name} payload stream"));
-                RandomPayloads(random)
-            });
-            let chunks = reader.chunks();
-            let stats = with_stream(chunks, &index, &name, threads, &counters, |stream| {
-                let source = payloads.as_mut().map(|p| p as &mut dyn PayloadSource);
-                pxar_to_tar(Decoder::new(stream), source, &mut *out)
-                    .with_context(|| format!("archive {name}"))
-            })?;
-            if stats.skipped_sockets > 0 && !g.quiet {
-                eprintln!(
-                    "note: {} socket(s) left out: a tar cannot hold sockets",
-                    stats.skipped_sockets
-                );
-            }
-            Ok(stats.entries)
+    indexes: &TreeIndexes,
+    name: &str,
+    out: &mut dyn Write,
+    threads: usize,
+) -> Result<TarStats, OpsError> {
+    let counters = RestoreCounters::default();
+    let mut payloads = indexes.payload.as_ref().map(|p| {
+        let random = RandomReader::new(p, reader.chunks(), PAYLOAD_CACHE)
+            .with_name(format!("{name} payload stream"));
+        RandomPayloads(random)
+    });
+    let chunks = reader.chunks();
+    with_stream(
+        chunks,
+        &indexes.archive,
+        name,
+        threads,
+        &counters,
+        |stream| {
+            let source = payloads.as_mut().map(|p| p as &mut dyn PayloadSource);
+            pxar_to_tar(Decoder::new(stream), source, &mut *out)
+                .context(|| format!("archive {name}"))
         },
     )
 }
