@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use std::sync::{Mutex, MutexGuard};
 
 use stowage_core::session::{
-    BackupTarget, BuiltIndex, ChunkRegistry, IndexBuilder, IndexChunk, IndexClose, IndexKind,
-    IndexWriter, Repository, SessionError, SnapshotReader,
+    BackupTarget, BuiltIndex, ChunkRegistry, FileBook, IndexBuilder, IndexChunk, IndexClose,
+    IndexKind, IndexWriter, Repository, SessionError, SnapshotReader,
 };
 use stowage_core::{ChunkSink, ChunkSource, StoreError};
 use stowage_format::manifest::MANIFEST_BLOB_NAME;
@@ -60,7 +60,7 @@ impl<'s> LocalRepository<'s> {
             base: writer.base().cloned(),
             writer: Mutex::new(writer),
             registry: ChunkRegistry::default(),
-            pending: Mutex::default(),
+            book: Mutex::default(),
         })
     }
 
@@ -102,15 +102,6 @@ impl Datastore {
     }
 }
 
-#[derive(Default)]
-struct Pending {
-    /// Names (as stored) of the open index writers and of the files written.
-    open: HashSet<String>,
-    written: HashSet<String>,
-    /// Index writers dropped without a successful close: `finish` fails.
-    abandoned: Vec<String>,
-}
-
 /// A backup into the local datastore: the snapshot directory is removed again unless
 /// `finish` succeeds.
 pub struct LocalBackup<'s> {
@@ -119,38 +110,7 @@ pub struct LocalBackup<'s> {
     base: Option<SnapshotRef>,
     writer: Mutex<SnapshotWriter<'s>>,
     registry: ChunkRegistry,
-    pending: Mutex<Pending>,
-}
-
-impl LocalBackup<'_> {
-    /// Claims `stored` for a new file of the snapshot.
-    fn claim_name(&self, stored: &str, open: bool) -> Result<(), SessionError> {
-        let mut pending = lock(&self.pending);
-        if pending.open.contains(stored) || pending.written.contains(stored) {
-            return Err(SessionError::Refused {
-                what: format!("snapshot {}", self.snapshot),
-                detail: format!("it already holds an archive named {stored}"),
-            });
-        }
-        match open {
-            true => pending.open.insert(stored.to_string()),
-            false => pending.written.insert(stored.to_string()),
-        };
-        Ok(())
-    }
-
-    /// An index writer is done: closed (`ok`), or failed or dropped.
-    fn index_done(&self, stored: String, ok: bool) {
-        let mut pending = lock(&self.pending);
-        pending.open.remove(&stored);
-        match ok {
-            true => pending.written.insert(stored),
-            false => {
-                pending.abandoned.push(stored);
-                true
-            }
-        };
-    }
+    book: Mutex<FileBook>,
 }
 
 impl BackupTarget for LocalBackup<'_> {
@@ -174,7 +134,7 @@ impl BackupTarget for LocalBackup<'_> {
         kind: IndexKind,
     ) -> Result<Box<dyn IndexWriter + '_>, SessionError> {
         let builder = IndexBuilder::new(name, kind)?;
-        self.claim_name(&name.stored_name(), true)?;
+        lock(&self.book).claim(&self.snapshot, &name.stored_name(), true)?;
         Ok(Box::new(LocalIndexWriter {
             backup: self,
             name: name.clone(),
@@ -183,7 +143,7 @@ impl BackupTarget for LocalBackup<'_> {
     }
 
     fn add_blob(&self, name: &ArchiveName, data: &[u8]) -> Result<(), SessionError> {
-        self.claim_name(&name.stored_name(), false)?;
+        lock(&self.book).claim(&self.snapshot, &name.stored_name(), false)?;
         Ok(lock(&self.writer).add_blob(name, data)?)
     }
 
@@ -191,20 +151,7 @@ impl BackupTarget for LocalBackup<'_> {
         self: Box<Self>,
         unprotected: serde_json::Map<String, serde_json::Value>,
     ) -> Result<SnapshotRef, SessionError> {
-        let pending = std::mem::take(&mut *lock(&self.pending));
-        let what = || format!("snapshot {}", self.snapshot);
-        if let Some(name) = pending.abandoned.first() {
-            return Err(SessionError::Refused {
-                what: what(),
-                detail: format!("index {name} was never closed"),
-            });
-        }
-        if pending.written.is_empty() {
-            return Err(SessionError::Refused {
-                what: what(),
-                detail: "nothing was stored in it".into(),
-            });
-        }
+        lock(&self.book).ready(&self.snapshot)?;
         let writer = self.writer.into_inner().unwrap_or_else(|p| p.into_inner());
         Ok(writer.finish(unprotected)?)
     }
@@ -264,7 +211,7 @@ impl IndexWriter for LocalIndexWriter<'_, '_> {
             }
             .map_err(SessionError::from)
         });
-        self.backup.index_done(stored, result.is_ok());
+        lock(&self.backup.book).index_done(stored, result.is_ok());
         result
     }
 }
@@ -272,7 +219,7 @@ impl IndexWriter for LocalIndexWriter<'_, '_> {
 impl Drop for LocalIndexWriter<'_, '_> {
     fn drop(&mut self) {
         if lock(&self.builder).take().is_some() {
-            self.backup.index_done(self.name.stored_name(), false);
+            lock(&self.backup.book).index_done(self.name.stored_name(), false);
         }
     }
 }

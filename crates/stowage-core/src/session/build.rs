@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use sha2::{Digest as _, Sha256};
 use stowage_format::{DynamicIndex, FixedIndex, MAX_DYNAMIC_CHUNK};
-use stowage_types::{ArchiveName, BackupTime, Digest};
+use stowage_types::{ArchiveName, BackupTime, Digest, SnapshotRef};
 
 use super::{unknown_chunk, IndexChunk, IndexClose, IndexKind, SessionError};
 
@@ -70,6 +70,66 @@ impl IndexTally {
             size: self.size,
             csum: Digest(self.hasher.finalize().into()),
         }
+    }
+}
+
+/// The files of a snapshot being written, by name as stored: every implementation refuses a
+/// second file of one name, and a `finish` with an index left unclosed or nothing stored.
+#[derive(Default)]
+pub struct FileBook {
+    /// Index writers open now.
+    open: HashSet<String>,
+    /// Files written (indexes closed, blobs stored).
+    written: HashSet<String>,
+    /// Index writers dropped without a successful close.
+    abandoned: Vec<String>,
+}
+
+impl FileBook {
+    /// Claims `stored` for a new index writer (`open`) or a file written at once.
+    pub fn claim(
+        &mut self,
+        snapshot: &SnapshotRef,
+        stored: &str,
+        open: bool,
+    ) -> Result<(), SessionError> {
+        if self.open.contains(stored) || self.written.contains(stored) {
+            return Err(SessionError::refused(
+                format!("snapshot {snapshot}"),
+                format!("it already holds an archive named {stored}"),
+            ));
+        }
+        let set = if open {
+            &mut self.open
+        } else {
+            &mut self.written
+        };
+        set.insert(stored.to_string());
+        Ok(())
+    }
+
+    /// An index writer is done: closed (`ok`), or failed or dropped.
+    pub fn index_done(&mut self, stored: String, ok: bool) {
+        self.open.remove(&stored);
+        match ok {
+            true => drop(self.written.insert(stored)),
+            false => self.abandoned.push(stored),
+        }
+    }
+
+    /// Whether the snapshot may be finished.
+    pub fn ready(&self, snapshot: &SnapshotRef) -> Result<(), SessionError> {
+        let what = || format!("snapshot {snapshot}");
+        if let Some(name) = self.abandoned.first() {
+            return Err(SessionError::refused(
+                what(),
+                format!("index {name} was never closed"),
+            ));
+        }
+        if self.written.is_empty() {
+            return Err(SessionError::refused(what(), "nothing was stored in it"));
+        }
+        Ok(())
     }
 }
 

@@ -9,7 +9,7 @@ use stowage_format::manifest::MANIFEST_BLOB_NAME;
 use stowage_format::{sha256, BlobEncoder, CryptMode, FileEntry, Manifest};
 use stowage_types::{ArchiveKind, ArchiveName, BackupGroup, BackupTime, Digest, SnapshotRef};
 
-use super::build::{BuiltIndex, ChunkRegistry, IndexBuilder};
+use super::build::{BuiltIndex, ChunkRegistry, FileBook, IndexBuilder};
 use super::{
     BackupTarget, IndexClose, IndexKind, IndexWriter, Repository, SessionError, SnapshotReader,
 };
@@ -130,11 +130,8 @@ impl Repository for MemoryRepository {
 
 #[derive(Default)]
 struct Pending {
+    book: FileBook,
     files: Vec<(FileEntry, Vec<u8>)>,
-    /// Names of the index writers open now.
-    open: HashSet<String>,
-    /// Index writers dropped without closing: `finish` fails.
-    abandoned: Vec<String>,
 }
 
 struct MemoryBackup<'a> {
@@ -147,18 +144,6 @@ struct MemoryBackup<'a> {
 }
 
 impl MemoryBackup<'_> {
-    fn check_new_name(&self, pending: &Pending, stored: &str) -> Result<(), SessionError> {
-        let taken = pending.open.contains(stored)
-            || pending.files.iter().any(|(e, _)| e.filename == stored);
-        if taken {
-            return Err(SessionError::refused(
-                format!("snapshot {}", self.snapshot),
-                format!("it already holds an archive named {stored}"),
-            ));
-        }
-        Ok(())
-    }
-
     fn add_file(&self, filename: String, bytes: Vec<u8>, csum: Digest, size: u64) {
         let entry = FileEntry {
             crypt_mode: CryptMode::None,
@@ -218,8 +203,9 @@ impl BackupTarget for MemoryBackup<'_> {
     ) -> Result<Box<dyn IndexWriter + '_>, SessionError> {
         let builder = IndexBuilder::new(name, kind)?;
         let mut pending = lock(&self.state);
-        self.check_new_name(&pending, &name.stored_name())?;
-        pending.open.insert(name.stored_name());
+        pending
+            .book
+            .claim(&self.snapshot, &name.stored_name(), true)?;
         Ok(Box::new(MemoryIndexWriter {
             backup: self,
             name: name.clone(),
@@ -229,7 +215,9 @@ impl BackupTarget for MemoryBackup<'_> {
 
     fn add_blob(&self, name: &ArchiveName, data: &[u8]) -> Result<(), SessionError> {
         let stored = name.stored_name();
-        self.check_new_name(&lock(&self.state), &stored)?;
+        lock(&self.state)
+            .book
+            .claim(&self.snapshot, &stored, false)?;
         let encoded = BlobEncoder::new()
             .and_then(|mut e| e.encode(data))
             .map_err(|e| SessionError::refused(format!("blob {name}"), e.to_string()))?;
@@ -244,15 +232,7 @@ impl BackupTarget for MemoryBackup<'_> {
     ) -> Result<SnapshotRef, SessionError> {
         let pending = std::mem::take(&mut *lock(&self.state));
         let what = || format!("snapshot {}", self.snapshot);
-        if let Some(name) = pending.abandoned.first() {
-            return Err(SessionError::refused(
-                what(),
-                format!("index {name} was never closed"),
-            ));
-        }
-        if pending.files.is_empty() {
-            return Err(SessionError::refused(what(), "nothing was stored in it"));
-        }
+        pending.book.ready(&self.snapshot)?;
         let mut manifest = self.manifest_start.clone();
         manifest.unprotected = unprotected;
         let mut files = HashMap::new();
@@ -313,10 +293,11 @@ impl IndexWriter for MemoryIndexWriter<'_> {
         let builder = builder
             .ok_or_else(|| SessionError::refused(format!("index {}", self.name), "closed twice"))?;
         let stored = builder.name().stored_name();
-        lock(&self.backup.state).open.remove(&stored);
-        let built = builder.close(expected).inspect_err(|_| {
-            lock(&self.backup.state).abandoned.push(stored.clone());
-        })?;
+        let built = builder.close(expected);
+        lock(&self.backup.state)
+            .book
+            .index_done(stored.clone(), built.is_ok());
+        let built = built?;
         let (bytes, csum, size) = match built {
             BuiltIndex::Fixed(index) => (index.encode(), index.csum(), index.size),
             BuiltIndex::Dynamic(index) => (index.encode(), index.csum(), index.size()),
@@ -331,10 +312,8 @@ impl IndexWriter for MemoryIndexWriter<'_> {
 impl Drop for MemoryIndexWriter<'_> {
     fn drop(&mut self) {
         if let Some(builder) = lock(&self.builder).take() {
-            let mut pending = lock(&self.backup.state);
             let stored = builder.name().stored_name();
-            pending.open.remove(&stored);
-            pending.abandoned.push(stored);
+            lock(&self.backup.state).book.index_done(stored, false);
         }
     }
 }

@@ -21,7 +21,7 @@ use stowage_types::{ArchiveName, BackupGroup, BackupTime, Digest, ErrorClass, Sn
 
 use crate::{ChunkSink, StoreError};
 
-pub use build::{BuiltIndex, ChunkRegistry, IndexBuilder, IndexTally};
+pub use build::{BuiltIndex, ChunkRegistry, FileBook, IndexBuilder, IndexTally};
 pub use memory::MemoryRepository;
 pub use reader::SnapshotReader;
 
