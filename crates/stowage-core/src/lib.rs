@@ -35,7 +35,9 @@ pub use layout::ChunkLayout;
 pub use payload::{payload_pipe, PayloadSource, PayloadWriter};
 pub use pipe::{is_closed, pipe, PipeReader, PipeWriter};
 pub use random::{chunk_feed, ChunkFeed, FeedTarget, RandomReader};
-pub use restore::{restore_image, RestoreCounters, RestoreStats};
+pub use restore::{
+    for_each_chunk, restore_image, ChunkFault, RestoreCounters, RestoreStats, VerifiedReader,
+};
 pub use stream::{read_stream, with_stream};
 pub use traits::{ChunkSink, ChunkSource, ImageTarget, PositionalWrite};
 

@@ -84,3 +84,15 @@ impl DatastoreError {
         move |source| DatastoreError::Write { path, source }
     }
 }
+
+impl From<stowage_core::ChunkFault> for DatastoreError {
+    fn from(e: stowage_core::ChunkFault) -> Self {
+        match e {
+            stowage_core::ChunkFault::Store(e) => DatastoreError::Store(e),
+            stowage_core::ChunkFault::Bad(e) => DatastoreError::Mismatch {
+                what: "a chunk".into(),
+                detail: e.to_string(),
+            },
+        }
+    }
+}

@@ -8,10 +8,9 @@
 use std::collections::HashSet;
 use std::fs;
 use std::io;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use stowage_core::{verify_chunk, ChunkLayout, ChunkSink, ChunkSource};
+use stowage_core::{for_each_chunk, ChunkFault, ChunkLayout, ChunkSink};
 use stowage_format::manifest::MANIFEST_BLOB_NAME;
 use stowage_format::{DynamicIndex, FixedIndex};
 use stowage_types::{ArchiveKind, ArchiveName, BackupGroup, BackupNamespace, Digest, SnapshotRef};
@@ -229,71 +228,29 @@ impl Datastore {
             .filter(|(_, _, d)| seen.insert(**d))
             .map(|(_, len, d)| (*d, len))
             .collect();
-        let next = AtomicUsize::new(0);
         let (copied, bytes, present) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
-        let failure = Mutex::new(None);
-        std::thread::scope(|s| {
-            for _ in 0..threads.max(1) {
-                s.spawn(|| {
-                    let from = source.chunk_store();
-                    let Ok(mut decoder) = from.codec().decoder() else {
-                        return;
-                    };
-                    let (mut encoded, mut plain) = (Vec::new(), Vec::new());
-                    while let Some((digest, len)) = wanted.get(next.fetch_add(1, Ordering::Relaxed))
-                    {
-                        if failure.lock().map(|f| f.is_some()).unwrap_or(true) {
-                            return;
-                        }
-                        let result = (|| -> Result<bool, DatastoreError> {
-                            if self.chunk_store().touch_chunk(digest)? {
-                                return Ok(false);
-                            }
-                            from.read_chunk(digest, &mut encoded)?;
-                            let codec = from.codec();
-                            verify_chunk(codec, &mut *decoder, digest, &encoded, *len, &mut plain)
-                                .or_else(|e| {
-                                    if e.is_encrypted_intact() {
-                                        Ok(())
-                                    } else {
-                                        Err(e)
-                                    }
-                                })
-                                .map_err(|e| DatastoreError::Mismatch {
-                                    what: format!(
-                                        "chunk {} of the source",
-                                        source.chunk_store().chunk_path(digest).display()
-                                    ),
-                                    detail: e.to_string(),
-                                })?;
-                            self.chunk_store().insert_chunk(digest, &encoded)?;
-                            Ok(true)
-                        })();
-                        match result {
-                            Ok(true) => {
-                                copied.fetch_add(1, Ordering::Relaxed);
-                                bytes.fetch_add(encoded.len() as u64, Ordering::Relaxed);
-                                progress
-                                    .bytes_copied
-                                    .fetch_add(encoded.len() as u64, Ordering::Relaxed);
-                            }
-                            Ok(false) => {
-                                present.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Err(e) => {
-                                if let Ok(mut f) = failure.lock() {
-                                    f.get_or_insert(e);
-                                }
-                                return;
-                            }
-                        }
-                    }
-                });
+        let from = source.chunk_store();
+        let to = self.chunk_store();
+        for_each_chunk(from, &wanted, threads, |reader, digest, len| {
+            if to.touch_chunk(digest)? {
+                present.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
             }
-        });
-        if let Some(e) = failure.into_inner().ok().flatten() {
-            return Err(e);
-        }
+            let encoded = reader.read(digest, len).map_err(|e| match e {
+                ChunkFault::Store(e) => DatastoreError::Store(e),
+                ChunkFault::Bad(e) => DatastoreError::Mismatch {
+                    what: format!("chunk {} of the source", from.chunk_path(digest).display()),
+                    detail: e.to_string(),
+                },
+            })?;
+            to.insert_chunk(digest, encoded)?;
+            copied.fetch_add(1, Ordering::Relaxed);
+            bytes.fetch_add(encoded.len() as u64, Ordering::Relaxed);
+            progress
+                .bytes_copied
+                .fetch_add(encoded.len() as u64, Ordering::Relaxed);
+            Ok::<_, DatastoreError>(())
+        })?;
         copy.chunks_copied += copied.into_inner();
         copy.bytes_copied += bytes.into_inner();
         copy.chunks_present += present.into_inner();

@@ -7,12 +7,12 @@
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use stowage_core::{verify_chunk, ChunkLayout, ChunkSource, StoreError};
+use stowage_core::{for_each_chunk, ChunkFault, ChunkLayout, StoreError};
 use stowage_format::Manifest;
 use stowage_types::{ArchiveKind, ArchiveName, BackupNamespace, Digest, SnapshotRef};
 
@@ -196,7 +196,15 @@ impl Datastore {
                 .map(|(d, len)| (*d, *len))
                 .collect();
             self.order_by_inode(&mut todo);
-            let found = self.check_chunks(&todo, opts.threads, progress);
+            let found = match self.check_chunks(&todo, opts.threads, progress) {
+                Ok(found) => found,
+                Err(e) => {
+                    // Nothing was judged: no chunk counts as checked, good or bad.
+                    errors.push(format!("cannot check chunks: {e}"));
+                    todo.clear();
+                    Vec::new()
+                }
+            };
             report.chunks_checked += todo.len() as u64;
             report.bytes_checked += todo.iter().map(|(_, len)| *len as u64).sum::<u64>();
             let mut found: HashMap<Digest, (String, bool)> = found
@@ -343,60 +351,32 @@ impl Datastore {
     }
 
     /// Decodes and hashes every chunk of `todo`, `threads` at a time; returns the bad ones with
-    /// why, and whether the chunk file was missing.
+    /// why, and whether the chunk file was missing. An error means no chunk was judged.
     fn check_chunks(
         &self,
         todo: &[(Digest, usize)],
         threads: usize,
         progress: &VerifyProgress,
-    ) -> Vec<(Digest, String, bool)> {
-        if todo.is_empty() {
-            return Vec::new();
-        }
-        let next = AtomicUsize::new(0);
+    ) -> Result<Vec<(Digest, String, bool)>, ChunkFault> {
         let bad = Mutex::new(Vec::new());
-        std::thread::scope(|s| {
-            for _ in 0..threads.clamp(1, todo.len()) {
-                s.spawn(|| {
-                    let store = self.chunk_store();
-                    let Ok(mut decoder) = store.codec().decoder() else {
-                        return;
-                    };
-                    let (mut encoded, mut plain) = (Vec::new(), Vec::new());
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some((digest, len)) = todo.get(i) else {
-                            break;
-                        };
-                        let result = match store.read_chunk(digest, &mut encoded) {
-                            Ok(()) => {
-                                match verify_chunk(
-                                    store.codec(),
-                                    &mut *decoder,
-                                    digest,
-                                    &encoded,
-                                    *len,
-                                    &mut plain,
-                                ) {
-                                    Err(e) if e.is_encrypted_intact() => Ok(()),
-                                    other => other.map_err(|e| (e.to_string(), false)),
-                                }
-                            }
-                            Err(StoreError::Missing { .. }) => Err(("missing".to_string(), true)),
-                            Err(e) => Err((e.to_string(), false)),
-                        };
-                        if let Err((reason, missing)) = result {
-                            if let Ok(mut b) = bad.lock() {
-                                b.push((*digest, reason, missing));
-                            }
-                        }
-                        progress.chunks.fetch_add(1, Ordering::Relaxed);
-                        progress.bytes.fetch_add(*len as u64, Ordering::Relaxed);
-                    }
-                });
+        for_each_chunk(self.chunk_store(), todo, threads, |reader, digest, len| {
+            let fault = match reader.read(digest, len) {
+                Ok(_) => None,
+                Err(ChunkFault::Store(StoreError::Missing { .. })) => {
+                    Some(("missing".to_string(), true))
+                }
+                Err(e) => Some((e.to_string(), false)),
+            };
+            if let Some((reason, missing)) = fault {
+                if let Ok(mut b) = bad.lock() {
+                    b.push((*digest, reason, missing));
+                }
             }
-        });
-        bad.into_inner().unwrap_or_default()
+            progress.chunks.fetch_add(1, Ordering::Relaxed);
+            progress.bytes.fetch_add(len as u64, Ordering::Relaxed);
+            Ok::<(), ChunkFault>(())
+        })?;
+        Ok(bad.into_inner().unwrap_or_default())
     }
 }
 

@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use stowage_types::Digest;
 
+mod each_chunk;
 mod repeat_cache;
+
+pub use each_chunk::{for_each_chunk, ChunkFault, VerifiedReader};
 
 use repeat_cache::{Lookup, RepeatCache};
 
