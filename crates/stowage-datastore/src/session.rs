@@ -200,7 +200,10 @@ impl IndexWriter for LocalIndexWriter<'_, '_> {
 
     fn close(self: Box<Self>, expected: IndexClose) -> Result<(), SessionError> {
         let Some(builder) = lock(&self.builder).take() else {
-            return Ok(());
+            return Err(SessionError::Refused {
+                what: format!("index {}", self.name),
+                detail: "closed twice".into(),
+            });
         };
         let stored = self.name.stored_name();
         let result = builder.close(expected).and_then(|built| {

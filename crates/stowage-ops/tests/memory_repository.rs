@@ -7,7 +7,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use stowage_core::session::{MemoryRepository, Repository};
+use stowage_core::session::{BackupTarget, MemoryRepository, Repository};
 use stowage_core::{BackupCounters, BackupSession, FastHashes, RestoreCounters, StreamSource};
 use stowage_format::{CatalogReader, CatalogWriter};
 use stowage_fs::{CreateOptions, Excludes};
@@ -76,6 +76,19 @@ fn options() -> CreateOptions {
     }
 }
 
+fn on_two_threads<'a>(
+    target: &'a dyn BackupTarget,
+    session: &'a BackupSession,
+    fast: &'a FastHashes,
+) -> BackupRun<'a> {
+    BackupRun {
+        target,
+        session,
+        threads: 2,
+        fast,
+    }
+}
+
 fn group() -> BackupGroup {
     BackupGroup::new(BackupType::Host, "ops").unwrap()
 }
@@ -95,12 +108,7 @@ fn back_up_tree(
     let target = repo.begin_backup(&group(), None).unwrap();
     let session = BackupSession::new(target.known_chunks().unwrap());
     let fast = FastHashes::default();
-    let run = BackupRun {
-        target: &*target,
-        session: &session,
-        threads: 2,
-        fast: &fast,
-    };
+    let run = on_two_threads(&*target, &session, &fast);
     let base = match (metadata_reuse, target.base()) {
         (true, Some(base)) => Some(repo.open_snapshot(base).unwrap()),
         _ => None,
@@ -276,12 +284,7 @@ fn an_image_round_trips() {
     let target = repo.begin_backup(&group(), None).unwrap();
     let session = BackupSession::new(Default::default());
     let fast = FastHashes::default();
-    let run = BackupRun {
-        target: &*target,
-        session: &session,
-        threads: 2,
-        fast: &fast,
-    };
+    let run = on_two_threads(&*target, &session, &fast);
     let name = ArchiveName::parse("disk.img").unwrap();
     let counters = BackupCounters::default();
     let source = Box::new(StreamSource(std::io::Cursor::new(data.clone())));
@@ -296,12 +299,7 @@ fn an_image_round_trips() {
 
     let target = repo.begin_backup(&group(), None).unwrap();
     let session = BackupSession::new(Default::default());
-    let run = BackupRun {
-        target: &*target,
-        session: &session,
-        threads: 2,
-        fast: &fast,
-    };
+    let run = on_two_threads(&*target, &session, &fast);
     let source = Box::new(StreamSource(std::io::Cursor::new(data.clone())));
     run.image(&name, source, "memory", &counters).unwrap();
     let snapshot = target.finish(Default::default()).unwrap();
