@@ -22,9 +22,11 @@ mod stream;
 mod testutil;
 mod traits;
 
+#[cfg(test)]
+pub(crate) use backup::{backup_image, backup_image_with, ImageBackup};
 pub use backup::{
-    backup_image, backup_image_with, backup_to_index, BackupCounters, BackupSession, ImageBackup,
-    ImageBackupStats, ImageSource, IndexedStream, Next, StreamSource,
+    backup_to_index, BackupCounters, BackupSession, ImageBackupStats, ImageSource, IndexedStream,
+    Next, StreamSource,
 };
 pub use cdc::CdcSource;
 pub use chunk::{zero_digest, ChunkCheckError};

@@ -69,9 +69,10 @@ impl ImageBackupStats {
     }
 }
 
-/// The result of an image backup: the digest list of a fixed index.
+/// The result of an image backup collected in memory (tests): the digest list of a fixed index.
+#[cfg(test)]
 #[derive(Debug, Clone)]
-pub struct ImageBackup {
+pub(crate) struct ImageBackup {
     pub digests: Vec<Digest>,
     /// Length of each chunk, in order (all `chunk_size` but the last for fixed chunking).
     pub lengths: Vec<u32>,
@@ -157,8 +158,10 @@ type Pending = (usize, Vec<u8>, bool, Option<Blake3>);
 /// Backs up one stream read sequentially from `source` in chunks of at most `chunk_size` bytes
 /// (exactly that for images; content-defined for archives, see [`CdcSource`]), with `threads`
 /// workers. Memory: at most `3 * threads + 2` chunk buffers, fewer for big chunk sizes; known
-/// chunks ([`Next::Known`]) take no buffer.
-pub fn backup_image(
+/// chunks ([`Next::Known`]) take no buffer. The index is collected in memory: for tests; a
+/// backup appends to an index writer with [`backup_to_index`].
+#[cfg(test)]
+pub(crate) fn backup_image(
     source: &mut dyn ImageSource,
     source_name: &str,
     sink: &dyn ChunkSink,
@@ -182,8 +185,9 @@ pub fn backup_image(
 /// As [`backup_image`]; with `fast`, recognising the previous backup's chunks by BLAKE3 where
 /// it knows them (see [`FastHashes`]) and recording every data chunk's BLAKE3 in
 /// [`ImageBackup::blake3`] for the next backup.
+#[cfg(test)]
 #[allow(clippy::too_many_arguments)]
-pub fn backup_image_with(
+pub(crate) fn backup_image_with(
     source: &mut dyn ImageSource,
     source_name: &str,
     sink: &dyn ChunkSink,
